@@ -1,0 +1,76 @@
+# evpm — two commands matter: `make up` and `make test`. Everything they need is built here.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PY312 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) $(shell command -v python3.12 2>/dev/null))
+PY313 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) $(shell command -v python3.13 2>/dev/null))
+VENV := .venv
+LSVENV := .venv-localstack
+PIP_FLAGS := --quiet --disable-pip-version-check
+STATE_DIR ?= $(CURDIR)/.state
+# The test run uses its own emulator and state, beside any developer emulator on 4566.
+TEST_ENV := EVPM_STATE_DIR=$(CURDIR)/.state/test EVPM_EMULATOR_PORT=4576
+
+.PHONY: help up down status test check lint unit infra integration deps runtime clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.stamp: pyproject.toml
+	@test -n "$(PY312)" || { echo "Python 3.12 not found (pyenv install 3.12)"; exit 1; }
+	@echo "== project venv ($(PY312))"
+	@test -x $(VENV)/bin/python || $(PY312) -m venv $(VENV)
+	@$(VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
+	@$(VENV)/bin/pip install $(PIP_FLAGS) -e '.[dev]'
+	@touch $@
+
+$(LSVENV)/.stamp: localstack/requirements.lock localstack/pyproject.toml
+	@test -n "$(PY313)" || { echo "Python 3.13 not found (pyenv install 3.13)"; exit 1; }
+	@echo "== emulator venv ($(PY313))"
+	@test -x $(LSVENV)/bin/python || $(PY313) -m venv $(LSVENV)
+	@$(LSVENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
+	@$(LSVENV)/bin/pip install $(PIP_FLAGS) -r localstack/requirements.lock
+	@$(LSVENV)/bin/pip install $(PIP_FLAGS) --no-deps -e localstack/
+	@touch $@
+
+node_modules/.stamp: package.json package-lock.json
+	@echo "== npm packages (aws-cdk, aws-cdk-local) from the lockfile"
+	@npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+runtime: $(LSVENV)/.stamp ## Build the clean Lambda runtime environment (python3.12) for STATE_DIR
+	@EVPM_STATE_DIR=$(STATE_DIR) $(LSVENV)/bin/python -m evpm_localstack.executor.runtimes python3.12 >/dev/null
+
+deps: $(VENV)/.stamp $(LSVENV)/.stamp node_modules/.stamp ## Build the venvs and install npm packages
+
+up: deps runtime ## Start the emulator, deploy the stacks, print endpoints
+	@EVPM_STATE_DIR=$(STATE_DIR) $(VENV)/bin/evpm up
+
+down: ## Stop everything `make up` started (state is kept)
+	@if [ -x $(VENV)/bin/evpm ]; then EVPM_STATE_DIR=$(STATE_DIR) $(VENV)/bin/evpm down; fi
+
+status: ## Show endpoints, keys and names
+	@EVPM_STATE_DIR=$(STATE_DIR) $(VENV)/bin/evpm status
+
+lint: $(VENV)/.stamp ## ruff
+	@$(VENV)/bin/ruff check .
+
+unit: $(VENV)/.stamp ## Unit tests (no network)
+	@$(VENV)/bin/python -m pytest tests/unit -q
+
+infra: $(VENV)/.stamp ## CDK template tests (no emulator)
+	@$(VENV)/bin/python -m pytest tests/infra -q
+
+check: lint unit infra ## The fast suite
+
+integration: deps ## Integration tests against an emulator this run starts and stops
+	@$(MAKE) --no-print-directory STATE_DIR=$(CURDIR)/.state/test runtime
+	@$(TEST_ENV) $(VENV)/bin/python -m pytest tests/integration -q
+
+test: deps ## Everything: lint, unit, infra, integration
+	@$(MAKE) --no-print-directory STATE_DIR=$(CURDIR)/.state/test runtime
+	@$(VENV)/bin/ruff check .
+	@$(TEST_ENV) $(VENV)/bin/python -m pytest tests -q --durations=15 -p no:cacheprovider
+
+clean: down ## Remove build output and all local state
+	rm -rf .build cdk.out .state

@@ -1,0 +1,59 @@
+"""Where everything lives and how to reach it: read from the environment in one place.
+
+Defaults work on a developer machine (the emulator on 127.0.0.1:4566, state under ``.state``);
+every value can be overridden, which is how the test suite runs its own emulator beside a
+developer's.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+STACKS = ("evpm-storage", "evpm-ingestion", "evpm-scoring", "evpm-serving", "evpm-lifecycle")
+
+
+class CliSettings(BaseSettings):
+    """Environment of the ``evpm`` command (prefix ``EVPM_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="EVPM_", frozen=True)
+
+    state_dir: Path = Field(default=REPO_ROOT / ".state", description="all local state")
+    emulator_port: int = Field(default=4566, ge=1024, le=65535)
+    region: str = "us-east-1"
+    account: str = "000000000000"
+    emulator_venv: Path = REPO_ROOT / ".venv-localstack"
+
+    @cached_property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.emulator_port}"
+
+    @property
+    def deploy_stamp(self) -> Path:
+        return self.state_dir / "deploy.json"
+
+    def aws_env(self) -> dict[str, str]:
+        """Environment for SDKs and cdklocal talking to the emulator (dummy credentials)."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ENDPOINT_URL_S3": self.endpoint,
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+            "CDK_DEFAULT_ACCOUNT": self.account,
+            "CDK_DEFAULT_REGION": self.region,
+            "CDK_DISABLE_VERSION_CHECK": "1",
+            "CDK_DISABLE_CLI_TELEMETRY": "true",
+            "EDGE_PORT": str(self.emulator_port),
+            "LOCALSTACK_HOSTNAME": "127.0.0.1",
+            "EVPM_STATE_DIR": str(self.state_dir),
+        }
+
+
+def settings() -> CliSettings:
+    return CliSettings()

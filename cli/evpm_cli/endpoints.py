@@ -1,0 +1,81 @@
+"""What a user needs to reach the running system: URLs, keys, names — from the stacks' outputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from evpm_cli.aws import client
+from evpm_cli.config import STACKS, CliSettings
+
+
+def stack_outputs(cfg: CliSettings) -> dict[str, str]:
+    cfn = client(cfg, "cloudformation")
+    outputs: dict[str, str] = {}
+    for name in STACKS:
+        try:
+            stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
+        except ClientError:
+            continue
+        for output in stack.get("Outputs", []):
+            outputs[output["OutputKey"]] = output["OutputValue"]
+    return outputs
+
+
+def api_url(cfg: CliSettings, outputs: dict[str, str]) -> str | None:
+    """The emulator's form of the stage URL (the real one needs DNS that does not exist here)."""
+    if "ApiId" not in outputs:
+        return None
+    return f"{cfg.endpoint}/_aws/execute-api/{outputs['ApiId']}/{outputs.get('ApiStage', 'v1')}"
+
+
+def api_keys(cfg: CliSettings) -> list[dict[str, Any]]:
+    """The development keys with their values: the user needs them to call the API locally."""
+    apigw = client(cfg, "apigateway")
+    keys = []
+    for page in apigw.get_paginator("get_api_keys").paginate(includeValues=True):
+        for key in page["items"]:
+            if not key.get("name", "").startswith("evpm-"):
+                continue
+            tags = key.get("tags") or {}
+            role = tags.get("evpm:role") or key["name"].removeprefix("evpm-dev-")
+            keys.append({"name": key["name"], "id": key["id"], "role": role,
+                         "value": key.get("value"), "enabled": key.get("enabled", True)})
+    return sorted(keys, key=lambda k: k["name"])
+
+
+def key_for_role(cfg: CliSettings, role: str) -> str:
+    for key in api_keys(cfg):
+        if key["role"] == role and key["enabled"]:
+            return key["value"]
+    raise LookupError(f"no enabled API key with role {role!r}; run `evpm status` to list keys")
+
+
+def describe(cfg: CliSettings, emulator: dict[str, Any]) -> dict[str, Any]:
+    """Everything ``evpm status --json`` prints."""
+    info: dict[str, Any] = {
+        "emulator": {"url": cfg.endpoint, "health": f"{cfg.endpoint}/_localstack/health",
+                     "running": bool(emulator.get("running")), "pid": emulator.get("pid"),
+                     "state_dir": str(cfg.state_dir)},
+        "region": cfg.region,
+        "account": cfg.account,
+    }
+    if not emulator.get("running"):
+        return info
+    try:
+        outputs = stack_outputs(cfg)
+        info["stacks"] = outputs
+        info["api"] = {"url": api_url(cfg, outputs),
+                       "docs": f"{api_url(cfg, outputs)}/docs" if outputs.get("ApiId") else None,
+                       "health": f"{api_url(cfg, outputs)}/health" if outputs.get("ApiId")
+                       else None}
+        info["api_keys"] = api_keys(cfg) if outputs.get("ApiId") else []
+        info["stream"] = outputs.get("StreamName")
+        info["dlq_url"] = outputs.get("DlqUrl")
+        info["predictions_table"] = outputs.get("PredictionsTable")
+        info["state_machine_arn"] = outputs.get("StateMachineArn")
+        info["buckets"] = {k: v for k, v in outputs.items() if k.endswith("BucketName")}
+    except (BotoCoreError, ClientError) as exc:
+        info["error"] = str(exc)
+    return info

@@ -1,0 +1,134 @@
+"""``evpm``: bring the emulated cloud up, deploy the stacks, and use the running system."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from evpm_cli import deploy as deploy_mod
+from evpm_cli import emulator, endpoints, stream, telemetry_gen
+from evpm_cli.aws import client
+from evpm_cli.config import settings
+
+console = Console(stderr=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Predictive maintenance for EV fleets, on an emulated AWS cloud on this host."""
+
+
+@cli.command()
+@click.option("--force-deploy", is_flag=True, help="Deploy even if nothing changed.")
+def up(force_deploy: bool) -> None:
+    """Start the emulator, deploy every stack, print the endpoints (a no-op when all is up)."""
+    cfg = settings()
+    started = time.perf_counter()
+    try:
+        emulator.start(cfg)
+        deploy_mod.deploy(cfg, force=force_deploy)
+    except (emulator.EmulatorError, deploy_mod.DeployError) as exc:
+        console.print(f"[red]evpm up failed:[/red] {exc}")
+        sys.exit(1)
+    info = endpoints.describe(cfg, emulator.status(cfg))
+    _print_summary(info)
+    console.print(f"[green]evpm is up[/green] in {time.perf_counter() - started:.1f} s")
+
+
+@cli.command()
+def down() -> None:
+    """Stop every process `evpm up` started (state is kept under the state folder)."""
+    cfg = settings()
+    try:
+        emulator.stop(cfg)
+    except emulator.EmulatorError as exc:
+        console.print(f"[red]{exc}[/red]")
+        sys.exit(1)
+    console.print("[green]evpm is down[/green]; state kept in " + str(cfg.state_dir))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(as_json: bool) -> None:
+    """Show whether the system runs, and every URL, key and name needed to use it."""
+    cfg = settings()
+    info = endpoints.describe(cfg, emulator.status(cfg))
+    if as_json:
+        click.echo(json.dumps(info, indent=2, default=str))
+    else:
+        _print_summary(info)
+    sys.exit(0 if info["emulator"]["running"] else 3)
+
+
+def _print_summary(info: dict) -> None:
+    emu = info["emulator"]
+    console.print(f"emulator      {emu['url']}  ({'running' if emu['running'] else 'stopped'})")
+    if not emu["running"]:
+        return
+    api = info.get("api") or {}
+    for label, value in (("API", api.get("url")), ("API docs", api.get("docs")),
+                         ("stream", info.get("stream")), ("DLQ", info.get("dlq_url")),
+                         ("predictions", info.get("predictions_table")),
+                         ("state machine", info.get("state_machine_arn"))):
+        console.print(f"{label:<13} {value}")
+    for key in info.get("api_keys", []):
+        console.print(f"API key       {key['role']:<14} {key['value']}")
+
+
+@cli.command()
+@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False),
+              help="JSON-lines file to replay (one telemetry record per line).")
+@click.option("--count", type=int, default=1000, show_default=True,
+              help="Records to generate when no --file is given.")
+@click.option("--vehicles", type=int, default=50, show_default=True)
+@click.option("--malformed", type=int, default=0, show_default=True,
+              help="How many of the generated records to make invalid (they go to the DLQ).")
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--stream-name", default=None, help="Defaults to the deployed stream.")
+def send(path: str | None, count: int, vehicles: int, malformed: int, seed: int,
+         stream_name: str | None) -> None:
+    """Put telemetry on the ingestion stream, with a progress bar."""
+    cfg = settings()
+    name = stream_name or endpoints.stack_outputs(cfg).get("StreamName", "ev-telemetry")
+    records = list(telemetry_gen.read_file(path) if path else telemetry_gen.generate(
+        count, vehicles=vehicles, malformed=malformed, seed=seed))
+    with Progress(TextColumn("sending"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeRemainingColumn(), console=console) as progress:
+        task = progress.add_task("send", total=len(records))
+        report = stream.put_all(client(cfg, "kinesis"), name, records,
+                                on_progress=lambda n: progress.advance(task, n))
+    click.echo(json.dumps({"stream": name, "sent": report.sent, "retried": report.retried,
+                           "seconds": round(report.seconds, 2),
+                           "records_per_s": round(report.rate, 1)}))
+
+
+@cli.command()
+@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False),
+              help="JSON file with one telemetry record (default: a generated one).")
+@click.option("--role", default="fleet-service", show_default=True,
+              help="Which development key to use.")
+def predict(path: str | None, role: str) -> None:
+    """Score one vehicle through the deployed API and print the prediction."""
+    cfg = settings()
+    outputs = endpoints.stack_outputs(cfg)
+    url = endpoints.api_url(cfg, outputs)
+    if not url:
+        raise click.ClickException("the serving stack is not deployed: run `evpm up`")
+    body = (json.loads(Path(path).read_text()) if path
+            else json.loads(next(telemetry_gen.generate(1))[1]))
+    response = httpx.post(f"{url}/predict", json=body, timeout=30,
+                          headers={"x-api-key": endpoints.key_for_role(cfg, role)})
+    click.echo(json.dumps(response.json(), indent=2))
+    if response.status_code >= 400:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    cli()
