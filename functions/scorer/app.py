@@ -1,0 +1,108 @@
+"""Kinesis → scorer Lambda: parse the batch, score it, store it, report what to retry.
+
+Thin on purpose: the decisions live in :mod:`evpm.ingest` (pure) and the I/O in
+:mod:`sinks`. Failure semantics, with ``ReportBatchItemFailures`` on the event source mapping:
+
+* invalid records are parked on the DLQ and NOT reported as failures (a retry cannot fix them);
+* a prediction write that still fails after the sink's bounded retry, or a parked record the
+  DLQ would not take, is reported; Lambda checkpoints before the lowest reported sequence
+  number and redelivers from there, so we report every record from that one onwards. Writes
+  are idempotent by key, so the redelivered records that had succeeded overwrite themselves.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import KinesisStreamEvent
+from evpm.ingest import RawRecord, process_batch
+from evpm.settings import ScorerSettings
+from sinks import DynamoPredictionSink, ParkedSink, PredictionSink, SqsParkedSink
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import (
+        KinesisStreamRecord,
+    )
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+settings = ScorerSettings()  # validated at cold start: a missing variable fails loudly
+logger = Logger(service=settings.POWERTOOLS_SERVICE_NAME, level=settings.LOG_LEVEL)
+metrics = Metrics(
+    namespace=settings.POWERTOOLS_METRICS_NAMESPACE, service=settings.POWERTOOLS_SERVICE_NAME
+)
+_sinks: tuple[PredictionSink, ParkedSink] | None = None
+
+
+def _default_sinks() -> tuple[PredictionSink, ParkedSink]:
+    """Build the AWS-backed sinks once per execution environment (clients reused warm)."""
+    global _sinks
+    if _sinks is None:
+        _sinks = (
+            DynamoPredictionSink(settings.PREDICTIONS_TABLE, ttl_days=settings.PREDICTION_TTL_DAYS),
+            SqsParkedSink(settings.DLQ_URL),
+        )
+    return _sinks
+
+
+def _raw(record: KinesisStreamRecord) -> RawRecord:
+    data = record.kinesis.data
+    try:
+        payload = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        payload = data.encode()  # not base64: parked downstream with the text as it came
+    return RawRecord(
+        sequence_number=record.kinesis.sequence_number,
+        partition_key=record.kinesis.partition_key,
+        shard_id=record.event_id.split(":", 1)[0],
+        data=payload,
+    )
+
+
+def handle(
+    event: dict[str, Any], *, predictions: PredictionSink, parked: ParkedSink
+) -> dict[str, list[dict[str, str]]]:
+    """Process one Kinesis event with the given sinks; returns the partial-failure response."""
+    raw = [_raw(record) for record in KinesisStreamEvent(event).records]
+    outcome = process_batch(raw)
+
+    write_failed = predictions.write(outcome.accepted) if outcome.accepted else []
+    park_failed = parked.send(outcome.parked) if outcome.parked else []
+    for record in outcome.parked:
+        logger.warning(
+            "record parked",
+            extra={
+                "reason": record.reason,
+                "errors": [e.model_dump() for e in record.errors],
+                "sequence_number": record.sequence_number,
+            },
+        )
+
+    metrics.add_metric("RecordsReceived", MetricUnit.Count, len(raw))
+    metrics.add_metric(
+        "PredictionsWritten", MetricUnit.Count, len(outcome.accepted) - len(write_failed)
+    )
+    metrics.add_metric("RecordsParked", MetricUnit.Count, len(outcome.parked) - len(park_failed))
+    metrics.add_metric("WriteFailures", MetricUnit.Count, len(write_failed) + len(park_failed))
+
+    failed = [int(seq) for seq in (*write_failed, *park_failed)]
+    if not failed:
+        return {"batchItemFailures": []}
+    first = min(failed)
+    retry = [r.sequence_number for r in raw if int(r.sequence_number) >= first]
+    logger.error(
+        "writes failed; asking Kinesis to retry",
+        extra={"first_failed": str(first), "retrying": len(retry), "failed": len(failed)},
+    )
+    return {"batchItemFailures": [{"itemIdentifier": seq} for seq in retry]}
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, list[dict[str, str]]]:
+    """Lambda entry point (``app.handler``)."""
+    predictions, parked = _default_sinks()
+    return handle(event, predictions=predictions, parked=parked)

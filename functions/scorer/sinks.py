@@ -1,0 +1,194 @@
+"""Where the scorer's output goes: predictions to DynamoDB, parked records to the SQS DLQ.
+
+The handler talks to the two :class:`typing.Protocol` s below, not to boto3, so tests can swap
+in fakes that fail on purpose and the emulator can be reached through ``AWS_ENDPOINT_URL``
+without a branch here. Each sink returns the sequence numbers it could NOT deliver, which is
+exactly what the handler needs to build ``batchItemFailures``. AWS clients are parameters and
+are built only when none is passed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+import boto3
+from aws_lambda_powertools import Logger
+from boto3.dynamodb.types import TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+from evpm.predictions import PARTITION_KEY, SORT_KEY, to_item
+
+if TYPE_CHECKING:
+    from evpm.ingest import AcceptedRecord, ParkedRecord
+
+__all__ = ["DynamoPredictionSink", "ParkedSink", "PredictionSink", "SqsParkedSink"]
+
+logger = Logger(child=True)
+
+_DYNAMO_BATCH = 25  # batch_write_item limit
+_SQS_BATCH = 10  # send_message_batch limit
+_SQS_BATCH_BYTES = 250_000  # below the 256 KiB request limit, leaving room for attributes
+_SQS_RECORD_BYTES = 200_000  # a Kinesis record may be 1 MiB; keep one message under the limit
+
+
+class PredictionSink(Protocol):
+    """Stores predictions; returns the sequence numbers whose write failed."""
+
+    def write(self, accepted: Sequence[AcceptedRecord]) -> list[str]: ...
+
+
+class ParkedSink(Protocol):
+    """Sends parked records somewhere a human will see them; returns those it could not send."""
+
+    def send(self, parked: Sequence[ParkedRecord]) -> list[str]: ...
+
+
+class DynamoPredictionSink:
+    """``batch_write_item`` in chunks of 25 with a bounded retry of ``UnprocessedItems``.
+
+    Puts are idempotent (the key is vehicle + reading time), so retrying a chunk or a whole
+    batch can only overwrite an item with itself. Two records with the same key in one batch
+    are collapsed to the last one, because DynamoDB rejects a request with duplicate keys.
+    """
+
+    def __init__(
+        self,
+        table_name: str,
+        *,
+        ttl_days: int | None = None,
+        client: Any | None = None,
+        max_attempts: int = 4,
+        backoff_seconds: float = 0.05,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+        self.table_name = table_name
+        self.ttl_days = ttl_days
+        self._client = client
+        self.max_attempts = max_attempts
+        self.backoff_seconds = backoff_seconds
+        self._sleep = sleep
+        self._serializer = TypeSerializer()
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = boto3.client("dynamodb")
+        return self._client
+
+    def write(self, accepted: Sequence[AcceptedRecord]) -> list[str]:
+        by_key: dict[tuple[str, str], dict[str, Any]] = {}
+        sequences: dict[tuple[str, str], list[str]] = {}
+        for record in accepted:
+            p = record.prediction
+            key = (p.vehicle_id, p.ts)
+            item = to_item(p, ttl_days=self.ttl_days)
+            by_key[key] = {k: self._serializer.serialize(v) for k, v in item.items()}
+            sequences.setdefault(key, []).append(record.sequence_number)
+
+        keys = list(by_key)
+        failed: list[str] = []
+        for start in range(0, len(keys), _DYNAMO_BATCH):
+            chunk = keys[start : start + _DYNAMO_BATCH]
+            for key in self._write_chunk({key: by_key[key] for key in chunk}):
+                failed.extend(sequences[key])
+        return failed
+
+    def _write_chunk(self, items: dict[tuple[str, str], dict[str, Any]]) -> list[tuple[str, str]]:
+        """Write up to 25 items; return the keys still unwritten after the last attempt."""
+        pending = [{"PutRequest": {"Item": item}} for item in items.values()]
+        for attempt in range(self.max_attempts):
+            if attempt:
+                self._sleep(self.backoff_seconds * 2 ** (attempt - 1))
+            try:
+                response = self.client.batch_write_item(RequestItems={self.table_name: pending})
+            except (ClientError, BotoCoreError):
+                logger.exception("batch_write_item failed", extra={"items": len(pending)})
+                continue
+            pending = response.get("UnprocessedItems", {}).get(self.table_name, [])
+            if not pending:
+                return []
+        keys = [
+            (r["PutRequest"]["Item"][PARTITION_KEY]["S"], r["PutRequest"]["Item"][SORT_KEY]["S"])
+            for r in pending
+        ]
+        logger.warning("items left unwritten", extra={"items": len(keys)})
+        return keys
+
+
+def dlq_body(parked: ParkedRecord) -> str:
+    """The DLQ message: why the record was parked, the original data and its stream position."""
+    encoded = parked.record.encode()
+    truncated = len(encoded) > _SQS_RECORD_BYTES
+    record = encoded[:_SQS_RECORD_BYTES].decode(errors="ignore") if truncated else parked.record
+    return json.dumps(
+        {
+            "reason": parked.reason,
+            "errors": [e.model_dump() for e in parked.errors],
+            "record": record,
+            "record_truncated": truncated,
+            "kinesis": {
+                "shard_id": parked.shard_id,
+                "sequence_number": parked.sequence_number,
+                "partition_key": parked.partition_key,
+            },
+        },
+        ensure_ascii=False,
+    )
+
+
+class SqsParkedSink:
+    """``send_message_batch`` in chunks of at most 10 messages and about 250 kB."""
+
+    def __init__(self, queue_url: str, *, client: Any | None = None) -> None:
+        self.queue_url = queue_url
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = boto3.client("sqs")
+        return self._client
+
+    def send(self, parked: Sequence[ParkedRecord]) -> list[str]:
+        failed: list[str] = []
+        for chunk in _chunks(parked):
+            entries = [
+                {
+                    "Id": str(i),
+                    "MessageBody": body,
+                    "MessageAttributes": {
+                        "reason": {"DataType": "String", "StringValue": record.reason}
+                    },
+                }
+                for i, (record, body) in enumerate(chunk)
+            ]
+            try:
+                response = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+            except (ClientError, BotoCoreError):
+                logger.exception("send_message_batch failed", extra={"messages": len(entries)})
+                failed.extend(record.sequence_number for record, _ in chunk)
+                continue
+            for failure in response.get("Failed", []):
+                failed.append(chunk[int(failure["Id"])][0].sequence_number)
+        return failed
+
+
+def _chunks(parked: Sequence[ParkedRecord]) -> list[list[tuple[ParkedRecord, str]]]:
+    chunks: list[list[tuple[ParkedRecord, str]]] = []
+    current: list[tuple[ParkedRecord, str]] = []
+    size = 0
+    for record in parked:
+        body = dlq_body(record)
+        body_size = len(body.encode())
+        if current and (len(current) == _SQS_BATCH or size + body_size > _SQS_BATCH_BYTES):
+            chunks.append(current)
+            current, size = [], 0
+        current.append((record, body))
+        size += body_size
+    if current:
+        chunks.append(current)
+    return chunks

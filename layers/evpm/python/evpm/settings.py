@@ -1,0 +1,45 @@
+"""Environment configuration of the Lambda functions: the one contract between infra and code.
+
+Each function reads its environment through one of these models at cold start, so a missing
+or malformed variable fails the first invocation loudly instead of the hundredth quietly. The
+field names ARE the environment variable names (upper case on purpose): the infra test that
+checks the synthesised template compares the functions' ``Environment`` against
+``model_fields`` directly, with no name mapping to drift.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ApiSettings", "LogLevel", "ScorerSettings"]
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class _FunctionSettings(BaseSettings):
+    model_config = SettingsConfigDict(case_sensitive=True, frozen=True, extra="ignore")
+
+
+class ScorerSettings(_FunctionSettings):
+    """Environment of the stream scorer (``functions/scorer``)."""
+
+    PREDICTIONS_TABLE: str = Field(min_length=1, description="DynamoDB table for predictions")
+    DLQ_URL: str = Field(min_length=1, description="SQS queue URL for parked (poison) records")
+    POWERTOOLS_SERVICE_NAME: str = "evpm-scorer"
+    POWERTOOLS_METRICS_NAMESPACE: str = "evpm"
+    LOG_LEVEL: LogLevel = "INFO"
+    PREDICTION_TTL_DAYS: int = Field(
+        default=90, ge=0, description="days a prediction is kept; 0 keeps it forever"
+    )
+
+
+class ApiSettings(_FunctionSettings):
+    """Environment of the HTTP API (``functions/api``)."""
+
+    PREDICTIONS_TABLE: str = Field(min_length=1, description="DynamoDB table for predictions")
+    POWERTOOLS_SERVICE_NAME: str = "evpm-api"
+    LOG_LEVEL: LogLevel = "INFO"
+    MAX_BATCH: int = Field(default=500, ge=1, le=10_000, description="records per /predict/batch")

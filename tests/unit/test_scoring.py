@@ -1,0 +1,58 @@
+"""score_records: one vectorised call through the Scorer protocol, predictions in input order."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from evpm.scoring import RULES_SCORER, Scorer, score_records
+from evpm.telemetry import TelemetryRecord
+
+from tests.unit.fakes import CountingScorer
+
+NOW = datetime(2024, 5, 1, 12, tzinfo=UTC)
+
+
+def _records(make_payload, n: int) -> list[TelemetryRecord]:
+    return [
+        TelemetryRecord.model_validate(
+            make_payload(vehicle_id=f"EV-{i}", SoH=65.0 if i % 2 else 95.0)
+        )
+        for i in range(n)
+    ]
+
+
+def test_rules_scorer_satisfies_the_protocol():
+    assert isinstance(RULES_SCORER, Scorer)
+    assert (RULES_SCORER.name, RULES_SCORER.version) == ("health", "rules-v1")
+
+
+def test_predictions_follow_input_order_and_name_their_model(make_payload):
+    predictions = score_records(_records(make_payload, 4), now=NOW)
+    assert [p.vehicle_id for p in predictions] == ["EV-0", "EV-1", "EV-2", "EV-3"]
+    assert [p.status for p in predictions] == ["ok", "critical", "ok", "critical"]
+    assert {p.failure_mode for p in predictions} == {"none", "battery_degradation"}
+    assert all(p.model_versions == {"health": "rules-v1"} for p in predictions)
+    assert all(p.scored_at == NOW for p in predictions)
+
+
+def test_one_call_for_the_whole_batch(make_payload):
+    scorer = CountingScorer()
+    predictions = score_records(_records(make_payload, 7), scorer=scorer, now=NOW)
+    assert scorer.shapes == [(7, 24)]
+    assert predictions[0].model_versions == {"counting": "c-1"}
+
+
+def test_no_records_no_call():
+    scorer = CountingScorer()
+    assert score_records([], scorer=scorer) == []
+    assert scorer.shapes == []
+
+
+def test_a_scorer_that_loses_rows_is_an_error(make_payload):
+    class Lossy(CountingScorer):
+        def assess(self, matrix):
+            return super().assess(matrix)[:-1]
+
+    with pytest.raises(ValueError, match="returned 2 assessments for 3 records"):
+        score_records(_records(make_payload, 3), scorer=Lossy())

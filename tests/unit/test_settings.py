@@ -1,0 +1,48 @@
+"""Function settings: the environment-variable contract with infra."""
+
+from __future__ import annotations
+
+import pytest
+from evpm.settings import ApiSettings, ScorerSettings
+from pydantic import ValidationError
+
+
+def test_scorer_settings_names_and_defaults(monkeypatch):
+    monkeypatch.setenv("PREDICTIONS_TABLE", "predictions")
+    monkeypatch.setenv("DLQ_URL", "https://sqs.us-east-1.amazonaws.com/1/dlq")
+    settings = ScorerSettings()
+    assert set(ScorerSettings.model_fields) == {
+        "PREDICTIONS_TABLE",
+        "DLQ_URL",
+        "POWERTOOLS_SERVICE_NAME",
+        "POWERTOOLS_METRICS_NAMESPACE",
+        "LOG_LEVEL",
+        "PREDICTION_TTL_DAYS",
+    }
+    assert settings.PREDICTION_TTL_DAYS == 90
+
+
+def test_api_settings_names_and_defaults(monkeypatch):
+    monkeypatch.setenv("PREDICTIONS_TABLE", "predictions")
+    settings = ApiSettings()
+    assert set(ApiSettings.model_fields) == {
+        "PREDICTIONS_TABLE",
+        "POWERTOOLS_SERVICE_NAME",
+        "LOG_LEVEL",
+        "MAX_BATCH",
+    }
+    assert settings.MAX_BATCH == 500
+
+
+def test_missing_required_variable_fails_loudly(monkeypatch):
+    monkeypatch.delenv("PREDICTIONS_TABLE", raising=False)
+    monkeypatch.delenv("DLQ_URL", raising=False)
+    with pytest.raises(ValidationError, match="PREDICTIONS_TABLE"):
+        ScorerSettings()
+
+
+def test_bad_log_level_names_the_allowed_values(monkeypatch):
+    monkeypatch.setenv("PREDICTIONS_TABLE", "predictions")
+    monkeypatch.setenv("LOG_LEVEL", "LOUD")
+    with pytest.raises(ValidationError, match="'DEBUG'"):
+        ApiSettings()
