@@ -1,0 +1,89 @@
+"""Names and sizes of every evpm resource, in one place.
+
+Physical names are the contract with the CLI, the functions and the runbooks; sizes are the
+knobs an operator turns. Keeping both here means a rename or a resize is a one-line diff that
+the infra tests then check against the synthesised templates.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+PROJECT: Final = "evpm"
+
+# Stack names (the CLI reads outputs from these by name).
+STORAGE_STACK: Final = "evpm-storage"
+INGESTION_STACK: Final = "evpm-ingestion"
+SCORING_STACK: Final = "evpm-scoring"
+SERVING_STACK: Final = "evpm-serving"
+LIFECYCLE_STACK: Final = "evpm-lifecycle"
+ALL_STACKS: Final = (STORAGE_STACK, INGESTION_STACK, SCORING_STACK, SERVING_STACK, LIFECYCLE_STACK)
+
+# Storage.
+RAW_BUCKET_PREFIX: Final = "evpm-raw-telemetry"
+ARTIFACTS_BUCKET_PREFIX: Final = "evpm-model-artifacts"
+MLFLOW_BUCKET_PREFIX: Final = "evpm-mlflow-artifacts"
+ACCESS_LOGS_BUCKET_PREFIX: Final = "evpm-access-logs"
+PREDICTIONS_TABLE: Final = "evpm-predictions"
+LABELS_TABLE: Final = "evpm-labels"
+PARTITION_KEY: Final = "vehicle_id"
+SORT_KEY: Final = "ts"  # ISO-8601 UTC timestamp string, so it sorts chronologically
+TTL_ATTRIBUTE: Final = "expires_at"
+ACCESS_LOG_EXPIRY_DAYS: Final = 90
+NONCURRENT_VERSION_EXPIRY_DAYS: Final = 90
+
+# Ingestion.
+TELEMETRY_STREAM: Final = "ev-telemetry"
+TELEMETRY_SHARDS: Final = 2
+SCORING_DLQ: Final = "evpm-scoring-dlq"
+DLQ_RETENTION_DAYS: Final = 14
+
+# Functions (shared).
+LAMBDA_HANDLER: Final = "app.handler"
+METRICS_NAMESPACE: Final = "evpm"
+LOG_RETENTION_DAYS: Final = 30
+
+# Scoring.
+SCORER_FUNCTION: Final = "evpm-scorer"
+SCORER_MEMORY_MB: Final = 1024
+SCORER_TIMEOUT_S: Final = 60
+SCORER_BATCH_SIZE: Final = 500
+SCORER_BATCHING_WINDOW_S: Final = 1
+SCORER_RETRY_ATTEMPTS: Final = 3
+
+# Serving.
+API_FUNCTION: Final = "evpm-api"
+API_MEMORY_MB: Final = 1024
+API_TIMEOUT_S: Final = 29  # API Gateway's integration timeout
+REST_API: Final = "evpm-api"
+API_STAGE: Final = "v1"
+HEALTH_PATH: Final = "health"
+USAGE_PLAN: Final = "evpm-dev"
+API_KEY_PREFIX: Final = "evpm-dev"
+API_ROLES: Final = ("viewer", "fleet-service", "ml-admin")
+API_ROLE_TAG: Final = "evpm:role"
+API_THROTTLE_RATE: Final = 50  # requests per second, steady state
+API_THROTTLE_BURST: Final = 100
+API_QUOTA_PER_DAY: Final = 100_000
+
+# Lifecycle.
+LIFECYCLE_STATE_MACHINE: Final = "evpm-model-lifecycle"
+LIFECYCLE_DEFINITION_FILE: Final = "model-lifecycle.asl.json"
+LIFECYCLE_TIMEOUT_MIN: Final = 60
+
+# Stack output keys (read by the CLI through describe_stacks).
+OUT_API_ID: Final = "ApiId"
+OUT_API_STAGE: Final = "ApiStage"
+OUT_API_URL: Final = "ApiUrl"
+OUT_STREAM_NAME: Final = "StreamName"
+OUT_STREAM_ARN: Final = "StreamArn"
+OUT_DLQ_URL: Final = "DlqUrl"
+OUT_PREDICTIONS_TABLE: Final = "PredictionsTable"
+OUT_LABELS_TABLE: Final = "LabelsTable"
+OUT_STATE_MACHINE_ARN: Final = "StateMachineArn"
+OUT_RAW_BUCKET: Final = "RawBucketName"
+OUT_ARTIFACTS_BUCKET: Final = "ArtifactsBucketName"
+OUT_MLFLOW_BUCKET: Final = "MlflowBucketName"
+OUT_API_KEY_IDS: Final = "ApiKeyIds"
+OUT_SCORER_FUNCTION: Final = "ScorerFunctionName"
+OUT_API_FUNCTION: Final = "ApiFunctionName"

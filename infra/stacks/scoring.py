@@ -1,0 +1,82 @@
+"""``evpm-scoring``: the scorer function and its Kinesis event source mapping."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
+
+from infra import constants as c
+from infra.constructs.layers import EvpmLayers
+from infra.constructs.python_function import PythonFunction
+
+if TYPE_CHECKING:
+    from aws_cdk import aws_dynamodb as dynamodb
+    from aws_cdk import aws_kinesis as kinesis
+    from aws_cdk import aws_sqs as sqs
+    from constructs import Construct
+
+    from infra.config import InfraSettings
+
+
+class ScoringStack(Stack):
+    """``evpm-scorer`` reads ``ev-telemetry`` and writes ``evpm-predictions``.
+
+    Failure handling is the mapping's, not the handler's: the handler reports the records it
+    could not score (``ReportBatchItemFailures``), the mapping retries from the first failed
+    record up to ``SCORER_RETRY_ATTEMPTS`` times, then sends the batch's coordinates to the DLQ.
+    Bisecting is off because the emulator ignores it and partial failures already narrow the
+    retry to the bad record.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: InfraSettings,
+        stream: kinesis.IStream,
+        dlq: sqs.IQueue,
+        predictions_table: dynamodb.ITable,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        layers = EvpmLayers(self, "Layers", settings=settings)
+        scorer = PythonFunction(
+            self,
+            "Scorer",
+            function_name=c.SCORER_FUNCTION,
+            code_dir=settings.function_dir("scorer"),
+            layers=layers.all,
+            environment={
+                "PREDICTIONS_TABLE": predictions_table.table_name,
+                "DLQ_URL": dlq.queue_url,
+                "POWERTOOLS_SERVICE_NAME": c.SCORER_FUNCTION,
+                "POWERTOOLS_METRICS_NAMESPACE": c.METRICS_NAMESPACE,
+                "LOG_LEVEL": settings.log_level,
+            },
+            memory_mb=c.SCORER_MEMORY_MB,
+            timeout_s=c.SCORER_TIMEOUT_S,
+            removal_policy=settings.removal_policy,
+        )
+        self.function: lambda_.Function = scorer.function
+
+        # The event source grants the stream read itself; the DLQ destination grants send.
+        self.function.add_event_source(
+            sources.KinesisEventSource(
+                stream,
+                starting_position=lambda_.StartingPosition.TRIM_HORIZON,
+                batch_size=c.SCORER_BATCH_SIZE,
+                max_batching_window=Duration.seconds(c.SCORER_BATCHING_WINDOW_S),
+                report_batch_item_failures=True,
+                retry_attempts=c.SCORER_RETRY_ATTEMPTS,
+                bisect_batch_on_error=False,
+                on_failure=sources.SqsDlq(dlq),
+            )
+        )
+        predictions_table.grant_write_data(self.function)
+        dlq.grant_send_messages(self.function)
+
+        CfnOutput(self, c.OUT_SCORER_FUNCTION, value=self.function.function_name)

@@ -1,0 +1,71 @@
+"""evpm-scoring: the scorer, its layers, its Kinesis mapping and its permissions."""
+
+from __future__ import annotations
+
+from infra import constants as c
+from tests.infra.helpers import actions, export_name_of, only, policy_statements
+
+STACK = c.SCORING_STACK
+
+
+def test_scorer_function_shape(template) -> None:
+    tpl = template(STACK)
+    _, fn = only(tpl, "AWS::Lambda::Function")
+    props = fn["Properties"]
+    assert props["FunctionName"] == "evpm-scorer"
+    assert props["Runtime"] == "python3.12"
+    assert props["Handler"] == "app.handler"
+    assert props["MemorySize"] == 1024
+    assert props["Timeout"] == 60
+    assert props["TracingConfig"] == {"Mode": "Active"}
+    # Both layers of this stack. (Their order is CDK's: the recognizeLayerVersion flag sorts
+    # them, which is harmless only because deps and core share no top-level module.)
+    layers = tpl.find_resources("AWS::Lambda::LayerVersion")
+    assert len(layers) == 2
+    assert sorted(ref["Ref"] for ref in props["Layers"]) == sorted(layers)
+    env = props["Environment"]["Variables"]
+    assert env["POWERTOOLS_SERVICE_NAME"] == "evpm-scorer"
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == "evpm"
+    assert env["LOG_LEVEL"] == "INFO"
+    assert set(env) == {
+        "PREDICTIONS_TABLE",
+        "DLQ_URL",
+        "POWERTOOLS_SERVICE_NAME",
+        "POWERTOOLS_METRICS_NAMESPACE",
+        "LOG_LEVEL",
+    }
+
+
+def test_mapping_reports_partial_failures_retries_and_parks_in_the_dlq(template) -> None:
+    # GIVEN the DLQ and stream ARNs the ingestion stack exports
+    ingestion = template(c.INGESTION_STACK)
+    dlq_id, _ = only(ingestion, "AWS::SQS::Queue")
+    stream_id, _ = only(ingestion, "AWS::Kinesis::Stream")
+    dlq_arn_export = export_name_of(ingestion, {"Fn::GetAtt": [dlq_id, "Arn"]})
+    stream_arn_export = export_name_of(ingestion, {"Fn::GetAtt": [stream_id, "Arn"]})
+    # WHEN the scoring stack maps the stream to the scorer
+    _, esm = only(template(STACK), "AWS::Lambda::EventSourceMapping")
+    props = esm["Properties"]
+    # THEN it reads that stream and sends exhausted batches to that DLQ
+    assert props["EventSourceArn"] == {"Fn::ImportValue": stream_arn_export}
+    assert props["DestinationConfig"] == {
+        "OnFailure": {"Destination": {"Fn::ImportValue": dlq_arn_export}}
+    }
+    assert props["BatchSize"] == 500
+    assert props["StartingPosition"] == "TRIM_HORIZON"
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props["MaximumRetryAttempts"] == 3
+    assert props["BisectBatchOnFunctionError"] is False
+    assert 0 < props["MaximumBatchingWindowInSeconds"] <= 5
+
+
+def test_scorer_role_is_least_privilege(template) -> None:
+    statements = policy_statements(template(STACK))
+    granted = {a for s in statements for a in actions(s)}
+    # It can write predictions, park records and read the stream ...
+    assert {"dynamodb:PutItem", "dynamodb:BatchWriteItem"} <= granted
+    assert "sqs:SendMessage" in granted
+    assert {"kinesis:GetRecords", "kinesis:GetShardIterator"} <= granted
+    # ... and cannot read or delete predictions, or touch anything else.
+    assert not {"dynamodb:Scan", "dynamodb:Query", "dynamodb:GetItem"} & granted
+    assert {a.split(":")[0] for a in granted} <= {"dynamodb", "sqs", "kinesis", "logs", "xray"}

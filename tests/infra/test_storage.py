@@ -1,0 +1,111 @@
+"""evpm-storage: buckets are private, encrypted and TLS-only; tables have the agreed keys."""
+
+from __future__ import annotations
+
+import pytest
+from aws_cdk.assertions import Match
+
+from infra import constants as c
+from tests.infra.helpers import logical_id, resources
+
+STACK = c.STORAGE_STACK
+
+
+def test_every_bucket_is_encrypted_private_and_tls_only(template) -> None:
+    # GIVEN the storage template
+    tpl = template(STACK)
+    buckets = resources(tpl, "AWS::S3::Bucket")
+    # THEN there are the three data buckets and the access-log bucket
+    assert len(buckets) == 4
+    for lid, bucket in buckets.items():
+        props = bucket["Properties"]
+        sse = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        assert sse[0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256", lid
+        assert props["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        }, lid
+        # AND a bucket policy denies any request without TLS
+        tpl.has_resource_properties(
+            "AWS::S3::BucketPolicy",
+            {
+                "Bucket": {"Ref": lid},
+                "PolicyDocument": {
+                    "Statement": Match.array_with(
+                        [
+                            Match.object_like(
+                                {
+                                    "Effect": "Deny",
+                                    "Action": "s3:*",
+                                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                                }
+                            )
+                        ]
+                    )
+                },
+            },
+        )
+
+
+@pytest.mark.parametrize(
+    ("prefix", "versioned"),
+    [
+        (c.RAW_BUCKET_PREFIX, False),
+        (c.ARTIFACTS_BUCKET_PREFIX, True),
+        (c.MLFLOW_BUCKET_PREFIX, True),
+    ],
+)
+def test_data_buckets_log_access_and_version_artifacts(template, prefix, versioned) -> None:
+    tpl = template(STACK)
+    log_bucket = next(
+        lid
+        for lid, b in resources(tpl, "AWS::S3::Bucket").items()
+        if "LoggingConfiguration" not in b["Properties"]
+    )
+    [bucket] = [
+        b["Properties"]
+        for b in resources(tpl, "AWS::S3::Bucket").values()
+        if b["Properties"].get("LoggingConfiguration", {}).get("LogFilePrefix") == f"{prefix}/"
+    ]
+    assert bucket["LoggingConfiguration"]["DestinationBucketName"] == {"Ref": log_bucket}
+    assert ("VersioningConfiguration" in bucket) is versioned
+    if versioned:
+        assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+
+
+@pytest.mark.parametrize("name", [c.PREDICTIONS_TABLE, c.LABELS_TABLE])
+def test_tables_key_on_vehicle_and_time_and_recover(template, name) -> None:
+    tpl = template(STACK)
+    tpl.has_resource_properties(
+        "AWS::DynamoDB::Table",
+        {
+            "TableName": name,
+            "KeySchema": [
+                {"AttributeName": "vehicle_id", "KeyType": "HASH"},
+                {"AttributeName": "ts", "KeyType": "RANGE"},
+            ],
+            "AttributeDefinitions": Match.array_equals(
+                [
+                    {"AttributeName": "vehicle_id", "AttributeType": "S"},
+                    {"AttributeName": "ts", "AttributeType": "S"},
+                ]
+            ),
+            "BillingMode": "PAY_PER_REQUEST",
+            "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+            "SSESpecification": {"SSEEnabled": True},
+        },
+    )
+
+
+def test_predictions_expire_and_labels_do_not(template) -> None:
+    tpl = template(STACK)
+    predictions = logical_id(tpl, "AWS::DynamoDB::Table", TableName=c.PREDICTIONS_TABLE)
+    labels = logical_id(tpl, "AWS::DynamoDB::Table", TableName=c.LABELS_TABLE)
+    tables = resources(tpl, "AWS::DynamoDB::Table")
+    assert tables[predictions]["Properties"]["TimeToLiveSpecification"] == {
+        "AttributeName": "expires_at",
+        "Enabled": True,
+    }
+    assert "TimeToLiveSpecification" not in tables[labels]["Properties"]
