@@ -65,7 +65,7 @@ def _poison(rng: random.Random, record: dict, kind: str) -> bytes:
 
 
 def generate(count: int, *, vehicles: int = 50, malformed: int = 0, seed: int = 7,
-             start: datetime | None = None) -> Iterator[tuple[str, bytes, bool]]:
+             start: datetime | None = None, prefix: str = "EV") -> Iterator[tuple[str, bytes, bool]]:
     """Yield ``(partition_key, data, is_valid)``; malformed ones are spread evenly.
 
     Timestamps are unique per vehicle, so every valid record maps to one prediction.
@@ -75,7 +75,7 @@ def generate(count: int, *, vehicles: int = 50, malformed: int = 0, seed: int = 
     bad_at = {round(i * count / malformed) for i in range(malformed)} if malformed else set()
     kinds = 0
     for i in range(count):
-        vehicle = f"EV-{i % vehicles:05d}"
+        vehicle = f"{prefix}-{i % vehicles:05d}"
         record = _record(rng, vehicle, start + timedelta(seconds=i))
         if i in bad_at:
             kind = MALFORMED_KINDS[kinds % len(MALFORMED_KINDS)]

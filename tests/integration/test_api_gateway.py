@@ -1,0 +1,60 @@
+"""The deployed API through the emulated API Gateway: keys enforced, rules-v1 served, 422s."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+
+from tests.integration.conftest import System
+
+RECORD = {
+    "vehicle_id": "EV-API-0001", "timestamp": "2026-03-01T12:00:00Z",
+    "SoC": 76.0, "SoH": 93.0, "Battery_Voltage": 380.0, "Battery_Current": 40.0,
+    "Battery_Temperature": 29.0, "Charge_Cycles": 420.0, "Motor_Temperature": 61.0,
+    "Motor_Vibration": 0.6, "Motor_Torque": 150.0, "Motor_RPM": 4200.0,
+    "Power_Consumption": 22.0, "Brake_Pad_Wear": 20.0, "Brake_Pressure": 30.0,
+    "Reg_Brake_Efficiency": 80.0, "Tire_Pressure": 33.0, "Tire_Temperature": 30.0,
+    "Suspension_Load": 450.0, "Ambient_Temperature": 18.0, "Ambient_Humidity": 50.0,
+    "Load_Weight": 300.0, "Driving_Speed": 70.0, "Distance_Traveled": 120.0,
+    "Idle_Time": 10.0, "Route_Roughness": 0.2,
+}
+
+
+def test_health_needs_no_key(system: System) -> None:
+    response = httpx.get(f"{system.api_url}/health", timeout=30)
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+
+
+def test_predict_without_key_is_forbidden(system: System) -> None:
+    response = httpx.post(f"{system.api_url}/predict", json=RECORD, timeout=30)
+    assert response.status_code == 403
+
+
+def test_predict_with_key_names_rules_v1(system: System) -> None:
+    response = httpx.post(f"{system.api_url}/predict", json=RECORD, timeout=30,
+                          headers={"x-api-key": system.keys["fleet-service"]})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["vehicle_id"] == "EV-API-0001"
+    assert "rules-v1" in json.dumps(body["model_versions"])
+
+
+def test_malformed_body_names_the_field(system: System) -> None:
+    bad = dict(RECORD, Battery_Temperature="hot", SoC=250.0)
+    bad.pop("SoH")
+    response = httpx.post(f"{system.api_url}/predict", json=bad, timeout=30,
+                          headers={"x-api-key": system.keys["fleet-service"]})
+    assert response.status_code == 422
+    text = response.text
+    for field in ("Battery_Temperature", "SoC", "SoH"):
+        assert field in text, f"{field} not named in {text}"
+
+
+def test_batch_over_limit_is_rejected(system: System) -> None:
+    response = httpx.post(f"{system.api_url}/predict/batch", timeout=60,
+                          json={"records": [RECORD] * 501},
+                          headers={"x-api-key": system.keys["fleet-service"]})
+    assert response.status_code == 422
+    assert "500" in response.text

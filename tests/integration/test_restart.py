@@ -1,0 +1,45 @@
+"""`evpm down && evpm up` keeps what was in the emulated services; a second `up` is quick."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+from tests.integration.conftest import System, evpm, read_status
+
+
+def test_second_up_is_a_fast_no_op(system: System) -> None:
+    started = time.perf_counter()
+    done = evpm("up")
+    seconds = time.perf_counter() - started
+    assert "deploy_skipped" in done.stdout + done.stderr
+    assert seconds < 60, f"second up took {seconds:.1f} s"
+
+
+def test_state_survives_restart(system: System) -> None:
+    marker = uuid.uuid4().hex[:8]
+    bucket = system.info["buckets"]["RawBucketName"]
+    s3, ddb, ssm, sqs = (system.client(s) for s in ("s3", "dynamodb", "ssm", "sqs"))
+    s3.put_object(Bucket=bucket, Key=f"restart/{marker}.json", Body=b'{"kept": true}')
+    ddb.put_item(TableName=system.table, Item={
+        "vehicle_id": {"S": f"RESTART-{marker}"}, "ts": {"S": "2026-01-01T00:00:00.000000Z"},
+        "status": {"S": "ok"}})
+    ssm.put_parameter(Name=f"/evpm/test/restart-{marker}", Value=marker, Type="String")
+    queue_url = sqs.create_queue(QueueName=f"evpm-restart-{marker}")["QueueUrl"]
+    sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps({"marker": marker}))
+
+    evpm("down")
+    assert not read_status()["emulator"]["running"]
+    evpm("up")
+
+    assert s3.get_object(Bucket=bucket, Key=f"restart/{marker}.json")["Body"].read() == \
+        b'{"kept": true}'
+    item = ddb.get_item(TableName=system.table, Key={
+        "vehicle_id": {"S": f"RESTART-{marker}"}, "ts": {"S": "2026-01-01T00:00:00.000000Z"}})
+    assert item["Item"]["status"]["S"] == "ok"
+    assert ssm.get_parameter(Name=f"/evpm/test/restart-{marker}")["Parameter"]["Value"] == marker
+    messages = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=2)["Messages"]
+    assert json.loads(messages[0]["Body"]) == {"marker": marker}
+    # The deployed system works after the restart, not only its data.
+    assert read_status()["api"]["url"] == system.api_url
