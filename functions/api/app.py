@@ -9,18 +9,19 @@ from __future__ import annotations
 
 from typing import Any
 
-import evpm
 from aws_lambda_powertools import Logger
-from evpm.predictions import Prediction
-from evpm.scoring import RULES_SCORER, score_records
-from evpm.settings import ApiSettings
-from evpm.telemetry import TelemetryRecord
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from mangum import Mangum
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+import evpm
+from evpm.predictions import Prediction
+from evpm.scoring import RULES_SCORER, score_records
+from evpm.settings import ApiSettings
+from evpm.telemetry import TelemetryRecord
 
 settings = ApiSettings()  # validated at cold start: a missing variable fails loudly
 logger = Logger(service=settings.POWERTOOLS_SERVICE_NAME, level=settings.LOG_LEVEL)

@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import KinesisStreamEvent
+from sinks import DynamoPredictionSink, ParkedSink, PredictionSink, SqsParkedSink
+
 from evpm.ingest import RawRecord, process_batch
 from evpm.settings import ScorerSettings
-from sinks import DynamoPredictionSink, ParkedSink, PredictionSink, SqsParkedSink
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import (

@@ -18,6 +18,7 @@ import boto3
 from aws_lambda_powertools import Logger
 from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
+
 from evpm.predictions import PARTITION_KEY, SORT_KEY, to_item
 
 if TYPE_CHECKING:

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 import uuid
 
 from tests.integration.conftest import System, evpm, read_status
+
+
+def _workers(system: System) -> list[str]:
+    """Lambda worker processes of this run's state folder (their script lives there)."""
+    listing = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    state = system.info["emulator"]["state_dir"]
+    return [line for line in listing.splitlines()
+            if "evpm_lambda_bootstrap" in line and state in line]
 
 
 def test_second_up_is_a_fast_no_op(system: System) -> None:
@@ -29,8 +38,11 @@ def test_state_survives_restart(system: System) -> None:
     queue_url = sqs.create_queue(QueueName=f"evpm-restart-{marker}")["QueueUrl"]
     sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps({"marker": marker}))
 
+    workers_before = _workers(system)
+    assert workers_before, "no Lambda worker was running before the restart"
     evpm("down")
     assert not read_status()["emulator"]["running"]
+    assert not _workers(system), "Lambda workers outlived the emulator"
     evpm("up")
 
     assert s3.get_object(Bucket=bucket, Key=f"restart/{marker}.json")["Body"].read() == \

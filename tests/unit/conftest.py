@@ -18,6 +18,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+
 from evpm.telemetry import FEATURES
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,10 +6,10 @@ import re
 
 import numpy as np
 import pytest
+
 from evpm import health
 from evpm.health import MODEL_VERSION, RULES, assess, severity_matrix
 from evpm.telemetry import FEATURES, SENSOR_RANGES, TelemetryRecord, to_matrix
-
 from tests.unit.conftest import ROOT
 
 # rule id → (changes that make it fire as watch, changes that make it fire as critical)

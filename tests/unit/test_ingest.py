@@ -6,7 +6,6 @@ import json
 from datetime import UTC, datetime
 
 from evpm.ingest import ParkedRecord, RawRecord, process_batch
-
 from tests.unit.fakes import CountingScorer
 
 NOW = datetime(2024, 5, 1, 12, tzinfo=UTC)

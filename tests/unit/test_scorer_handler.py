@@ -16,9 +16,9 @@ from typing import Any
 
 import boto3
 import pytest
-from evpm.ingest import process_batch
 from moto import mock_aws
 
+from evpm.ingest import process_batch
 from tests.unit.conftest import load_event, load_function
 from tests.unit.fakes import (
     FakeParkedSink,

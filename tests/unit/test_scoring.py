@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+
 from evpm.scoring import RULES_SCORER, Scorer, score_records
 from evpm.telemetry import TelemetryRecord
-
 from tests.unit.fakes import CountingScorer
 
 NOW = datetime(2024, 5, 1, 12, tzinfo=UTC)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from evpm.settings import ApiSettings, ScorerSettings
 from pydantic import ValidationError
+
+from evpm.settings import ApiSettings, ScorerSettings
 
 
 def test_scorer_settings_names_and_defaults(monkeypatch):

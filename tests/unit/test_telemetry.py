@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
-from evpm.telemetry import FEATURES, SENSOR_RANGES, TelemetryRecord, to_matrix
 from pydantic import ValidationError
+
+from evpm.telemetry import FEATURES, SENSOR_RANGES, TelemetryRecord, to_matrix
 
 
 def _errors(payload: dict) -> list[dict]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -114,20 +115,16 @@ class _Worker:
     def kill(self) -> None:
         """Stop the worker and everything it started (it leads its own session)."""
         if self.process.poll() is None:
-            try:
+            with contextlib.suppress(OSError):
                 if self.process.stdin:
                     self.process.stdin.close()
-            except OSError:
-                pass
             try:
                 os.killpg(self.process.pid, signal.SIGTERM)
                 self.process.wait(STOP_GRACE_S)
             except (ProcessLookupError, subprocess.TimeoutExpired):
                 pass
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
         self.process.wait()
 
 

@@ -68,9 +68,9 @@ def runtime_python(runtime: str) -> Path:
     stamp = venv / ".evpm-runtime.json"
     wanted = RUNTIME_REQUIREMENTS.read_text() if RUNTIME_REQUIREMENTS.exists() else ""
     with _lock:
-        if python.exists() and stamp.exists():
-            if json.loads(stamp.read_text()).get("requirements") == wanted:
-                return python
+        if (python.exists() and stamp.exists()
+                and json.loads(stamp.read_text()).get("requirements") == wanted):
+            return python
         interpreter = find_interpreter(runtime)
         if venv.exists():
             shutil.rmtree(venv)
