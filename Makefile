@@ -9,7 +9,7 @@ LSVENV := .venv-localstack
 PIP_FLAGS := --quiet --disable-pip-version-check
 STATE_DIR ?= $(CURDIR)/.state
 # The test run uses its own emulator and state, beside any developer emulator on 4566.
-TEST_ENV := EVPM_STATE_DIR=$(CURDIR)/.state/test EVPM_EMULATOR_PORT=4576
+TEST_ENV := EVPM_STATE_DIR=$(CURDIR)/.state/test EVPM_EMULATOR_PORT=4576 EVPM_MLFLOW_PORT=5076
 
 .PHONY: help up down status test check lint unit infra integration deps runtime clean
 

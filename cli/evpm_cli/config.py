@@ -24,6 +24,7 @@ class CliSettings(BaseSettings):
 
     state_dir: Path = Field(default=REPO_ROOT / ".state", description="all local state")
     emulator_port: int = Field(default=4566, ge=1024, le=65535)
+    mlflow_port: int = Field(default=5000, ge=1024, le=65535)
     region: str = "us-east-1"
     account: str = "000000000000"
     emulator_venv: Path = REPO_ROOT / ".venv-localstack"
@@ -31,6 +32,14 @@ class CliSettings(BaseSettings):
     @cached_property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.emulator_port}"
+
+    @property
+    def mlflow_url(self) -> str:
+        return f"http://127.0.0.1:{self.mlflow_port}"
+
+    def mlflow_env(self) -> dict[str, str]:
+        """What every MLflow client (and the server) needs to reach tracking and S3 artifacts."""
+        return {"MLFLOW_TRACKING_URI": self.mlflow_url, "MLFLOW_S3_ENDPOINT_URL": self.endpoint}
 
     @property
     def deploy_stamp(self) -> Path:

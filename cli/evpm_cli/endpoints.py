@@ -6,6 +6,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from evpm_cli import services
 from evpm_cli.aws import client
 from evpm_cli.config import STACKS, CliSettings
 
@@ -58,6 +59,9 @@ def describe(cfg: CliSettings, emulator: dict[str, Any]) -> dict[str, Any]:
         "emulator": {"url": cfg.endpoint, "health": f"{cfg.endpoint}/_localstack/health",
                      "running": bool(emulator.get("running")), "pid": emulator.get("pid"),
                      "state_dir": str(cfg.state_dir)},
+        "mlflow": {"url": cfg.mlflow_url,
+                   "running": services.healthy(f"{cfg.mlflow_url}/health"),
+                   "artifacts": None},
         "region": cfg.region,
         "account": cfg.account,
     }
@@ -76,6 +80,8 @@ def describe(cfg: CliSettings, emulator: dict[str, Any]) -> dict[str, Any]:
         info["predictions_table"] = outputs.get("PredictionsTable")
         info["state_machine_arn"] = outputs.get("StateMachineArn")
         info["buckets"] = {k: v for k, v in outputs.items() if k.endswith("BucketName")}
+        if "MlflowBucketName" in outputs:
+            info["mlflow"]["artifacts"] = f"s3://{outputs['MlflowBucketName']}/mlflow"
     except (BotoCoreError, ClientError) as exc:
         info["error"] = str(exc)
     return info

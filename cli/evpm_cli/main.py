@@ -13,11 +13,11 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from evpm_cli import deploy as deploy_mod
-from evpm_cli import emulator, endpoints, stream, telemetry_gen
+from evpm_cli import emulator, endpoints, services, stream, telemetry_gen
 from evpm_cli.aws import client
 from evpm_cli.config import settings
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -34,7 +34,9 @@ def up(force_deploy: bool) -> None:
     try:
         emulator.start(cfg)
         deploy_mod.deploy(cfg, force=force_deploy)
-    except (emulator.EmulatorError, deploy_mod.DeployError) as exc:
+        outputs = endpoints.stack_outputs(cfg)
+        services.start(cfg, services.mlflow(cfg, outputs["MlflowBucketName"]))
+    except (emulator.EmulatorError, deploy_mod.DeployError, services.ServiceError) as exc:
         console.print(f"[red]evpm up failed:[/red] {exc}")
         sys.exit(1)
     info = endpoints.describe(cfg, emulator.status(cfg))
@@ -46,6 +48,8 @@ def up(force_deploy: bool) -> None:
 def down() -> None:
     """Stop every process `evpm up` started (state is kept under the state folder)."""
     cfg = settings()
+    if services.stop(cfg, services.mlflow(cfg, "unused")):
+        console.print("mlflow stopped")
     try:
         emulator.stop(cfg)
     except emulator.EmulatorError as exc:
@@ -78,6 +82,9 @@ def _print_summary(info: dict) -> None:
                          ("predictions", info.get("predictions_table")),
                          ("state machine", info.get("state_machine_arn"))):
         console.print(f"{label:<13} {value}")
+    mlflow = info.get("mlflow") or {}
+    console.print(f"{'MLflow':<13} {mlflow.get('url')}  "
+                  f"({'running' if mlflow.get('running') else 'stopped'})")
     for key in info.get("api_keys", []):
         console.print(f"API key       {key['role']:<14} {key['value']}")
 

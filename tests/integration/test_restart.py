@@ -7,6 +7,8 @@ import subprocess
 import time
 import uuid
 
+import httpx
+
 from tests.integration.conftest import System, evpm, read_status
 
 
@@ -53,5 +55,11 @@ def test_state_survives_restart(system: System) -> None:
     assert ssm.get_parameter(Name=f"/evpm/test/restart-{marker}")["Parameter"]["Value"] == marker
     messages = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=2)["Messages"]
     assert json.loads(messages[0]["Body"]) == {"marker": marker}
-    # The deployed system works after the restart, not only its data.
+    # The deployed system works after the restart, not only its data: the API function and
+    # the scorer's event source mapping were restored and run.
     assert read_status()["api"]["url"] == system.api_url
+    assert httpx.get(f"{system.api_url}/health", timeout=60).status_code == 200
+    lam = system.client("lambda")
+    for name in (system.info["stacks"]["ScorerFunctionName"],
+                 system.info["stacks"]["ApiFunctionName"]):
+        assert lam.get_function(FunctionName=name)["Configuration"]["State"] == "Active"

@@ -1,0 +1,130 @@
+"""Background services beside the emulator (MLflow now; Prometheus and Alertmanager later).
+
+Each runs as a host process bound to 127.0.0.1, with a pidfile and a log under the state folder,
+so `evpm down` can stop exactly what `evpm up` started and nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from evpm_cli.config import CliSettings
+
+
+class ServiceError(Exception):
+    """A background service failed to start or stop."""
+
+
+@dataclass
+class Service:
+    name: str
+    command: list[str]
+    health_url: str
+    env: dict[str, str] = field(default_factory=dict)
+    startup_timeout: float = 90.0
+
+    def paths(self, cfg: CliSettings) -> tuple[Path, Path]:
+        return (cfg.state_dir / "pids" / f"{self.name}.json",
+                cfg.state_dir / "logs" / f"{self.name}.log")
+
+
+def _pid(pidfile: Path) -> int | None:
+    try:
+        pid = int(json.loads(pidfile.read_text())["pid"])
+    except (FileNotFoundError, ValueError, KeyError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    return pid
+
+
+def healthy(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def start(cfg: CliSettings, service: Service) -> int:
+    """Start ``service`` unless it already runs; wait until its health URL answers."""
+    pidfile, logfile = service.paths(cfg)
+    if (pid := _pid(pidfile)) and healthy(service.health_url):
+        return pid
+    pidfile.parent.mkdir(parents=True, exist_ok=True)
+    logfile.parent.mkdir(parents=True, exist_ok=True)
+    with logfile.open("ab") as log:
+        process = subprocess.Popen(service.command, stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, env={**os.environ, **service.env},
+                                   start_new_session=True)
+    pidfile.write_text(json.dumps({"pid": process.pid, "command": service.command}))
+    print(json.dumps({"event": "service_starting", "service": service.name,
+                      "pid": process.pid}), file=sys.stderr, flush=True)
+    deadline = time.monotonic() + service.startup_timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServiceError(f"{service.name} exited with {process.returncode}; see {logfile}")
+        if healthy(service.health_url):
+            print(json.dumps({"event": "service_ready", "service": service.name,
+                              "url": service.health_url}), file=sys.stderr, flush=True)
+            return process.pid
+        time.sleep(0.5)
+    stop(cfg, service)
+    raise ServiceError(f"{service.name} not healthy after {service.startup_timeout:.0f} s; "
+                       f"see {logfile}")
+
+
+def stop(cfg: CliSettings, service: Service, timeout: float = 15.0) -> bool:
+    """Stop the service's whole process group; True if something was running."""
+    pidfile, _ = service.paths(cfg)
+    pid = _pid(pidfile)
+    if pid is None:
+        pidfile.unlink(missing_ok=True)
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+    pidfile.unlink(missing_ok=True)
+    return True
+
+
+def is_running(cfg: CliSettings, service: Service) -> bool:
+    pidfile, _ = service.paths(cfg)
+    return _pid(pidfile) is not None
+
+
+def mlflow(cfg: CliSettings, artifact_bucket: str) -> Service:
+    """MLflow tracking server: SQLite backend in the state folder, artifacts in emulated S3."""
+    db = cfg.state_dir / "mlflow" / "mlflow.db"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    return Service(
+        name="mlflow",
+        command=[str(Path(sys.executable).parent / "mlflow"), "server",
+                 "--host", "127.0.0.1", "--port", str(cfg.mlflow_port), "--workers", "1",
+                 "--backend-store-uri", f"sqlite:///{db}",
+                 "--default-artifact-root", f"s3://{artifact_bucket}/mlflow",
+                 "--no-serve-artifacts"],
+        health_url=f"{cfg.mlflow_url}/health",
+        env={**cfg.aws_env(), **cfg.mlflow_env(),
+             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+    )
