@@ -73,7 +73,9 @@ def build_assets(cfg: CliSettings) -> None:
 def deploy(cfg: CliSettings, *, force: bool = False) -> bool:
     """Deploy all stacks unless the same inputs are already deployed; True if it deployed."""
     build_assets(cfg)
-    env = cfg.aws_env()
+    # Always the layer just built: an inherited override (as the template tests use) would
+    # deploy functions without their dependencies.
+    env = {**cfg.aws_env(), "EVPM_DEPS_LAYER_DIR": str(REPO_ROOT / ".build" / "layers" / "deps")}
     statuses = stack_statuses(cfg)
     if "CDKToolkit" not in statuses:
         _run([str(REPO_ROOT / "node_modules/.bin/cdklocal"), "bootstrap",

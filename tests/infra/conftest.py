@@ -19,7 +19,7 @@ from infra.app import build
 from infra.config import REPO_ROOT, InfraSettings
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from pathlib import Path
 
 
@@ -37,13 +37,17 @@ def placeholder_deps_layer(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def settings(placeholder_deps_layer: Path) -> Iterator[InfraSettings]:
-    """Settings from the environment, with the placeholder layer and no account or region."""
+def settings(placeholder_deps_layer: Path) -> InfraSettings:
+    """Settings from the environment, with the placeholder layer and no account or region.
+
+    The environment is patched only while the settings are read: a session-long patch would
+    leak the empty layer into later suites that deploy for real.
+    """
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("EVPM_DEPS_LAYER_DIR", str(placeholder_deps_layer))
         for var in ("CDK_DEFAULT_ACCOUNT", "CDK_DEFAULT_REGION", "EVPM_ACCOUNT", "EVPM_REGION"):
             mp.delenv(var, raising=False)
-        yield InfraSettings()
+        return InfraSettings()
 
 
 @pytest.fixture(scope="session")
