@@ -7,6 +7,9 @@ PY313 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) $(
 VENV := .venv
 LSVENV := .venv-localstack
 PIP_FLAGS := --quiet --disable-pip-version-check
+# jsii (aws-cdk-lib) prints a banner on Node 20; the CLI itself supports it.
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 STATE_DIR ?= $(CURDIR)/.state
 # The test run uses its own emulator and state, beside any developer emulator on 4566.
 TEST_ENV := EVPM_STATE_DIR=$(CURDIR)/.state/test EVPM_EMULATOR_PORT=4576 EVPM_MLFLOW_PORT=5076

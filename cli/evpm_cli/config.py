@@ -58,6 +58,8 @@ class CliSettings(BaseSettings):
             "CDK_DEFAULT_REGION": self.region,
             "CDK_DISABLE_VERSION_CHECK": "1",
             "CDK_DISABLE_CLI_TELEMETRY": "true",
+            "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1",
+            "JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION": "1",
             "EDGE_PORT": str(self.emulator_port),
             "LOCALSTACK_HOSTNAME": "127.0.0.1",
             "EVPM_STATE_DIR": str(self.state_dir),

@@ -45,7 +45,7 @@ from localstack.state import AssetDirectory, StateVisitor
 from localstack.state import pickle as ls_pickle
 from moto.core.base_backend import BackendDict
 
-from evpm_localstack import pickling
+from evpm_localstack import esm_checkpoints, pickling
 from evpm_localstack import snapshot_files as sf
 from evpm_localstack.snapshot_files import log_event
 
@@ -402,6 +402,8 @@ def load_on_ready() -> None:
     root = state_dir()
     section: dict[str, Any] = {}
     if root is not None:
+        # Before the Lambda provider restores mappings, so they resume from their checkpoints.
+        esm_checkpoints.install(root)
         try:
             section = load_all()
         except Exception:
@@ -422,6 +424,8 @@ def load_on_ready() -> None:
 def save_on_shutdown() -> None:
     """Final save, before the core's shutdown handlers and services stop (priority > 0)."""
     _stop_periodic.set()
+    if (checkpoints := esm_checkpoints.store()) is not None:
+        checkpoints.flush()
     try:
         save_all("shutdown")
     except Exception:

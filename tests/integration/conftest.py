@@ -52,6 +52,22 @@ class System:
         )
 
 
+def drain_dlq(system: System, prefix: str, seen: dict[str, dict]) -> None:
+    """Move DLQ messages whose body mentions ``prefix`` into ``seen`` (by message id)."""
+    sqs = system.client("sqs")
+    while True:
+        messages = sqs.receive_message(QueueUrl=system.dlq_url, MaxNumberOfMessages=10,
+                                       WaitTimeSeconds=0, MessageAttributeNames=["All"])
+        batch = messages.get("Messages", [])
+        if not batch:
+            return
+        for message in batch:
+            if prefix in message["Body"]:
+                seen[message["MessageId"]] = json.loads(message["Body"])
+        sqs.delete_message_batch(QueueUrl=system.dlq_url, Entries=[
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)])
+
+
 def read_status() -> dict[str, Any]:
     return json.loads(evpm("status", "--json").stdout)
 

@@ -9,12 +9,13 @@ import uuid
 
 import httpx
 
-from tests.integration.conftest import System, evpm, read_status
+from evpm_cli import stream, telemetry_gen
+from tests.integration.conftest import System, drain_dlq, evpm, read_status
 
 
 def _workers(system: System) -> list[str]:
     """Lambda worker processes of this run's state folder (their script lives there)."""
-    listing = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    listing = subprocess.run(["ps", "-ww", "-eo", "pid=,args="], capture_output=True, text=True).stdout
     state = system.info["emulator"]["state_dir"]
     return [line for line in listing.splitlines()
             if "evpm_lambda_bootstrap" in line and state in line]
@@ -40,6 +41,17 @@ def test_state_survives_restart(system: System) -> None:
     queue_url = sqs.create_queue(QueueName=f"evpm-restart-{marker}")["QueueUrl"]
     sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps({"marker": marker}))
 
+    # Stream work done before the restart: 2 poison records parked in the DLQ.
+    prefix = f"RST{marker}"
+    records = list(telemetry_gen.generate(20, vehicles=2, malformed=2, prefix=prefix))
+    stream.put_all(system.client("kinesis"), system.stream, records)
+    parked: dict[str, dict] = {}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and len(parked) < 2:
+        drain_dlq(system, prefix, parked)
+        time.sleep(0.5)
+    assert len(parked) == 2
+
     workers_before = _workers(system)
     assert workers_before, "no Lambda worker was running before the restart"
     evpm("down")
@@ -63,3 +75,15 @@ def test_state_survives_restart(system: System) -> None:
     for name in (system.info["stacks"]["ScorerFunctionName"],
                  system.info["stacks"]["ApiFunctionName"]):
         assert lam.get_function(FunctionName=name)["Configuration"]["State"] == "Active"
+    # The event source mapping resumed after its checkpoint: nothing was delivered twice.
+    sentinel = list(telemetry_gen.generate(4, vehicles=1, malformed=1, prefix=f"{prefix}S"))
+    stream.put_all(system.client("kinesis"), system.stream, sentinel)
+    replayed: dict[str, dict] = {}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not any(f"{prefix}S" in json.dumps(b)
+                                                  for b in replayed.values()):
+        drain_dlq(system, prefix, replayed)
+        time.sleep(0.5)
+    assert any(f"{prefix}S" in json.dumps(b) for b in replayed.values()), "stream not consumed"
+    assert not [b for b in replayed.values() if f"{prefix}S" not in json.dumps(b)], \
+        "records processed before the restart were delivered again"

@@ -7,7 +7,7 @@ import time
 import uuid
 
 from evpm_cli import stream, telemetry_gen
-from tests.integration.conftest import System
+from tests.integration.conftest import System, drain_dlq
 
 TOTAL, MALFORMED, VEHICLES = 1000, 10, 20
 
@@ -24,21 +24,6 @@ def _count_predictions(system: System, prefix: str) -> int:
     return total
 
 
-def _drain_dlq(system: System, prefix: str, seen: dict[str, dict]) -> None:
-    sqs = system.client("sqs")
-    while True:
-        messages = sqs.receive_message(QueueUrl=system.dlq_url, MaxNumberOfMessages=10,
-                                       WaitTimeSeconds=0, MessageAttributeNames=["All"])
-        batch = messages.get("Messages", [])
-        if not batch:
-            return
-        for message in batch:
-            if prefix in message["Body"]:
-                seen[message["MessageId"]] = json.loads(message["Body"])
-        sqs.delete_message_batch(QueueUrl=system.dlq_url, Entries=[
-            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)])
-
-
 def test_every_record_is_scored_or_parked_once(system: System) -> None:
     prefix = f"EVT{uuid.uuid4().hex[:6]}"
     records = list(telemetry_gen.generate(TOTAL, vehicles=VEHICLES, malformed=MALFORMED,
@@ -52,7 +37,7 @@ def test_every_record_is_scored_or_parked_once(system: System) -> None:
     predictions = 0
     while time.monotonic() - started < 60:
         predictions = _count_predictions(system, prefix)
-        _drain_dlq(system, prefix, parked)
+        drain_dlq(system, prefix, parked)
         if predictions >= TOTAL - MALFORMED and len(parked) >= MALFORMED:
             break
         time.sleep(1)
@@ -69,7 +54,7 @@ def test_every_record_is_scored_or_parked_once(system: System) -> None:
     again: dict[str, dict] = {}
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(again) < MALFORMED:
-        _drain_dlq(system, prefix, again)
+        drain_dlq(system, prefix, again)
         time.sleep(1)
     assert len(again) == MALFORMED, "the replay was not fully processed"
     assert _count_predictions(system, prefix) == TOTAL - MALFORMED
