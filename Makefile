@@ -12,7 +12,9 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 STATE_DIR ?= $(CURDIR)/.state
 # The test run uses its own emulator and state, beside any developer emulator on 4566.
-TEST_ENV := EVPM_STATE_DIR=$(CURDIR)/.state/test EVPM_EMULATOR_PORT=4576 EVPM_MLFLOW_PORT=5076
+TEST_PORT ?= 4576
+TEST_MLFLOW_PORT ?= 5076
+TEST_ENV := EVPM_STATE_DIR=$(CURDIR)/.state/test EVPM_EMULATOR_PORT=$(TEST_PORT) EVPM_MLFLOW_PORT=$(TEST_MLFLOW_PORT)
 
 .PHONY: help up down status test check lint unit infra integration deps runtime clean
 
