@@ -38,6 +38,7 @@ def build(app: App, settings: InfraSettings) -> dict[str, Stack]:
         stream=ingestion.stream,
         dlq=ingestion.dlq,
         predictions_table=storage.predictions_table,
+        alert_dedup_table=storage.alert_dedup_table,
         env=env,
     )
     serving = ServingStack(
@@ -45,6 +46,7 @@ def build(app: App, settings: InfraSettings) -> dict[str, Stack]:
         c.SERVING_STACK,
         settings=settings,
         predictions_table=storage.predictions_table,
+        labels_table=storage.labels_table,
         env=env,
     )
     lifecycle = LifecycleStack(

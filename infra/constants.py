@@ -26,6 +26,8 @@ MLFLOW_BUCKET_PREFIX: Final = "evpm-mlflow-artifacts"
 ACCESS_LOGS_BUCKET_PREFIX: Final = "evpm-access-logs"
 PREDICTIONS_TABLE: Final = "evpm-predictions"
 LABELS_TABLE: Final = "evpm-labels"
+ALERT_DEDUP_TABLE: Final = "evpm-alert-dedup"
+ALERT_DEDUP_KEY: Final = "alert_key"  # vehicle_id#failure_mode; TTL on TTL_ATTRIBUTE
 PARTITION_KEY: Final = "vehicle_id"
 SORT_KEY: Final = "ts"  # ISO-8601 UTC timestamp string, so it sorts chronologically
 TTL_ATTRIBUTE: Final = "expires_at"
@@ -50,6 +52,14 @@ SCORER_TIMEOUT_S: Final = 60
 SCORER_BATCH_SIZE: Final = 500
 SCORER_BATCHING_WINDOW_S: Final = 1
 SCORER_RETRY_ATTEMPTS: Final = 3
+
+# Alerts (the scorer publishes; the audit queue lets people and tests see what went out).
+ALERT_BUS: Final = "evpm-alerts"
+ALERT_SOURCE: Final = "evpm.scorer"  # = evpm.alerts.ALERT_SOURCE (a test checks)
+ALERT_DETAIL_TYPE: Final = "VehicleAlert"  # = evpm.alerts.ALERT_DETAIL_TYPE
+ALERT_WINDOW_SECONDS: Final = 3600  # one alert per vehicle and failure mode per hour
+ALERTS_AUDIT_QUEUE: Final = "evpm-alerts-audit"
+ALERTS_AUDIT_RETENTION_DAYS: Final = 4
 
 # Serving.
 API_FUNCTION: Final = "evpm-api"
@@ -80,6 +90,9 @@ OUT_STREAM_ARN: Final = "StreamArn"
 OUT_DLQ_URL: Final = "DlqUrl"
 OUT_PREDICTIONS_TABLE: Final = "PredictionsTable"
 OUT_LABELS_TABLE: Final = "LabelsTable"
+OUT_ALERT_DEDUP_TABLE: Final = "AlertDedupTable"
+OUT_ALERT_BUS: Final = "AlertBusName"
+OUT_ALERTS_AUDIT_QUEUE_URL: Final = "AlertsAuditQueueUrl"
 OUT_STATE_MACHINE_ARN: Final = "StateMachineArn"
 OUT_RAW_BUCKET: Final = "RawBucketName"
 OUT_ARTIFACTS_BUCKET: Final = "ArtifactsBucketName"

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from evpm_cli import deploy as deploy_mod
-from evpm_cli import emulator, endpoints, services, stream, telemetry_gen
+from evpm_cli import emulator, endpoints, keys, services, stream, telemetry_gen
 from evpm_cli.aws import client
 from evpm_cli.config import settings
 
@@ -135,6 +135,49 @@ def predict(path: str | None, role: str) -> None:
     click.echo(json.dumps(response.json(), indent=2))
     if response.status_code >= 400:
         sys.exit(1)
+
+
+@cli.group(name="keys")
+def keys_group() -> None:
+    """API keys and their roles (viewer, fleet-service, ml-admin)."""
+
+
+@keys_group.command(name="create")
+@click.option("--role", required=True, type=click.Choice(keys.ROLES), help="What the key may do.")
+@click.option("--name", required=True, help="A name that says who holds the key.")
+@click.option("--json", "as_json", is_flag=True, help="Print id, name, role and value as JSON.")
+def keys_create(role: str, name: str, as_json: bool) -> None:
+    """Create a key with a role, add it to the usage plan, and print its value."""
+    try:
+        key = keys.create(settings(), role=role, name=name)
+    except keys.ApiKeyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    console.print(f"created key {key['name']} ({key['id']}) with role {key['role']}")
+    click.echo(json.dumps(key) if as_json else key["value"])
+
+
+@keys_group.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def keys_list(as_json: bool) -> None:
+    """Keys with a role: name, id, role, enabled (values are not shown)."""
+    found = keys.list_keys(settings())
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    for key in found:
+        state = "enabled" if key["enabled"] else "revoked"
+        click.echo(f"{key['name']:<28} {key['id']:<12} {key['role'] or '-':<14} {state}")
+
+
+@keys_group.command(name="revoke")
+@click.argument("name_or_id")
+def keys_revoke(name_or_id: str) -> None:
+    """Disable a key and remove it from the usage plan (API Gateway then refuses it)."""
+    try:
+        key = keys.revoke(settings(), name_or_id)
+    except keys.ApiKeyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps(key))
 
 
 if __name__ == "__main__":

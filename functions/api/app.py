@@ -3,40 +3,61 @@
 Routes validate with the same :class:`~evpm.telemetry.TelemetryRecord` the stream uses and score
 with the same :func:`~evpm.scoring.score_records`, so a reading gets one verdict whichever way
 it arrives. Every response names the models that produced it (``model_versions``).
+
+Every route but ``/health`` (and the docs) checks the caller's role (:mod:`access_control`):
+the function enforces roles itself because the emulator never runs Lambda authorizers.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
+from access_control import (
+    AccessDeniedError,
+    Caller,
+    access_denied,
+    protected,
+    role_lookup_failed,
+)
 from aws_lambda_powertools import Logger
-from fastapi import FastAPI, Request
+from botocore.exceptions import BotoCoreError, ClientError
+from fastapi import FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from mangum import Mangum
 from pydantic import BaseModel, Field
+from roles import ApiKeyTagResolver, RoleLookupError, RoleResolver
+from schemas import (
+    MODEL_VERSIONS,
+    BatchResponse,
+    HealthResponse,
+    MessageBody,
+    ModelsResponse,
+    NotImplementedBody,
+    PredictionPage,
+)
 from starlette.types import ASGIApp, Receive, Scope, Send
+from stores import DynamoLabelWriter, DynamoPredictionReader, LabelWriter, PredictionReader
 
 import evpm
+from evpm.labels import Feedback, Label
+from evpm.pagination import InvalidCursorError, decode_cursor, encode_cursor
 from evpm.predictions import Prediction
-from evpm.scoring import RULES_SCORER, score_records
+from evpm.scoring import score_records
 from evpm.settings import ApiSettings
-from evpm.telemetry import TelemetryRecord
+from evpm.telemetry import VEHICLE_ID_PATTERN, TelemetryRecord
 
 settings = ApiSettings()  # validated at cold start: a missing variable fails loudly
 logger = Logger(service=settings.POWERTOOLS_SERVICE_NAME, level=settings.LOG_LEVEL)
-MODEL_VERSIONS = {RULES_SCORER.name: RULES_SCORER.version}
 
-
-class HealthResponse(BaseModel):
-    status: str = Field(examples=["ok"])
-    version: str = Field(examples=[evpm.__version__])
-    models: dict[str, str] = Field(examples=[MODEL_VERSIONS])
-
-
-class BatchResponse(BaseModel):
-    predictions: list[Prediction]
-    model_versions: dict[str, str] = Field(examples=[MODEL_VERSIONS])
+MODEL_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
+VehicleId = Annotated[
+    str, Path(min_length=1, max_length=64, pattern=VEHICLE_ID_PATTERN, examples=["EV-0042"])
+]
+ModelName = Annotated[
+    str, Path(min_length=1, max_length=64, pattern=MODEL_NAME_PATTERN, examples=["ev-classifier"])
+]
 
 
 class StageRootPath:
@@ -69,16 +90,27 @@ def _stage_prefix(event: dict[str, Any]) -> str:
     return f"/{stage}" if stage and stage != "$default" and not full else ""
 
 
-async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     """422 naming each bad field and why, without echoing the input back.
 
     The default echo can be a whole 500-record body, and a NaN in it cannot be rendered as JSON.
     """
+    assert isinstance(exc, RequestValidationError)
     detail = [
         {"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]}
         for error in exc.errors()
     ]
     return JSONResponse(status_code=422, content={"detail": detail})
+
+
+async def _storage_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    """503 rather than a bare 500: a DynamoDB hiccup is retryable, and the client should know."""
+    logger.exception("storage call failed", exc_info=exc)
+    return JSONResponse(
+        status_code=503,
+        content={"detail": "storage is unavailable; retry shortly"},
+        headers={"Retry-After": "1"},
+    )
 
 
 class BatchRequest(BaseModel):
@@ -91,29 +123,133 @@ class BatchRequest(BaseModel):
     )
 
 
-def create_app() -> FastAPI:
-    """Build the app: routes only parse, call the domain, and shape the reply."""
+def create_app(
+    *,
+    roles: RoleResolver | None = None,
+    predictions: PredictionReader | None = None,
+    labels: LabelWriter | None = None,
+) -> FastAPI:
+    """Build the app: routes only parse, check the role, call the domain, and shape the reply.
+
+    The collaborators default to the AWS-backed ones (clients built on first use); tests pass
+    fakes or moto-backed ones.
+    """
     api = FastAPI(
         title="evpm",
         version=evpm.__version__,
-        description="Health assessment of EV telemetry (rules-v1).",
+        description=(
+            "Health assessment of EV telemetry (rules-v1). Send your API key in the x-api-key "
+            "header; its role decides what you may call: viewer reads predictions and models, "
+            "fleet-service also scores readings and reports feedback, ml-admin also manages "
+            "models."
+        ),
     )
+    api.state.roles = roles or ApiKeyTagResolver(ttl_seconds=settings.ROLE_CACHE_SECONDS)
+    api.state.predictions = predictions or DynamoPredictionReader(settings.PREDICTIONS_TABLE)
+    api.state.labels = labels or DynamoLabelWriter(settings.LABELS_TABLE)
     api.add_middleware(StageRootPath)
     api.add_exception_handler(RequestValidationError, _validation_error)
+    api.add_exception_handler(AccessDeniedError, access_denied)
+    api.add_exception_handler(RoleLookupError, role_lookup_failed)
+    api.add_exception_handler(ClientError, _storage_unavailable)
+    api.add_exception_handler(BotoCoreError, _storage_unavailable)
 
-    @api.get("/health")
+    @api.get("/health", tags=["ops"])
     def health() -> HealthResponse:
+        """Liveness and what serves; open to probes (no key needed)."""
         return HealthResponse(status="ok", version=evpm.__version__, models=MODEL_VERSIONS)
 
-    @api.post("/predict")
+    @api.post("/predict", tags=["predictions"], **protected("predict"))
     def predict(record: TelemetryRecord) -> Prediction:
+        """Score one reading (not stored: the stream path stores)."""
         return score_records([record])[0]
 
-    @api.post("/predict/batch")
+    @api.post("/predict/batch", tags=["predictions"], **protected("predict"))
     def predict_batch(body: BatchRequest) -> BatchResponse:
+        """Score up to MAX_BATCH readings in one call."""
         return BatchResponse(predictions=score_records(body.records), model_versions=MODEL_VERSIONS)
 
+    bad_cursor = {
+        400: {
+            "model": MessageBody,
+            "description": "the `next` cursor was not issued by this API for this vehicle",
+            "content": {
+                "application/json": {
+                    "example": {"detail": "invalid next cursor: cursor belongs to another query"}
+                }
+            },
+        }
+    }
+
+    @api.get(
+        "/vehicles/{vehicle_id}/predictions",
+        tags=["predictions"],
+        **_merge(protected("predictions:read"), bad_cursor),
+    )
+    def vehicle_predictions(
+        request: Request,
+        vehicle_id: VehicleId,
+        limit: Annotated[int, Query(ge=1, le=100, description="predictions per page")] = 20,
+        cursor: Annotated[
+            str | None,
+            Query(alias="next", max_length=512, description="`next` of the previous page"),
+        ] = None,
+    ) -> PredictionPage:
+        """A vehicle's stored predictions, latest first, paginated with an opaque cursor."""
+        try:
+            after = decode_cursor(cursor, vehicle_id=vehicle_id) if cursor else None
+        except InvalidCursorError as exc:
+            raise HTTPException(status_code=400, detail=f"invalid next cursor: {exc}") from exc
+        page = request.app.state.predictions.latest(vehicle_id, limit=limit, after_ts=after)
+        following = encode_cursor(vehicle_id, page.last_ts) if page.last_ts else None
+        return PredictionPage(vehicle_id=vehicle_id, predictions=page.predictions, next=following)
+
+    @api.post("/feedback", status_code=201, tags=["feedback"], **protected("feedback:write"))
+    def feedback(request: Request, body: Feedback) -> Label:
+        """Report ground truth for a reading; a later report for the same reading replaces it."""
+        caller: Caller = request.state.caller
+        label = Label.of(body, received_at=datetime.now(UTC), reported_by=caller.key_id)
+        request.app.state.labels.put(label)
+        logger.info("label stored", extra={"vehicle_id": label.vehicle_id, "ts": label.ts})
+        return label
+
+    @api.get("/models", tags=["models"], **protected("models:read"))
+    def models() -> ModelsResponse:
+        """What serves now and what the registry holds."""
+        return ModelsResponse(serving=MODEL_VERSIONS, registry=[])
+
+    lifecycle_missing = {501: {"model": NotImplementedBody, "description": "not available yet"}}
+
+    @api.post(
+        "/models/{name}/promote",
+        tags=["models"],
+        **_merge(protected("models:promote"), lifecycle_missing),
+    )
+    def promote(name: ModelName) -> JSONResponse:
+        """Make a registered version of ``name`` serve (ml-admin; lifecycle not deployed yet)."""
+        return _not_yet("promote", name)
+
+    @api.post(
+        "/models/{name}/rollback",
+        tags=["models"],
+        **_merge(protected("models:rollback"), lifecycle_missing),
+    )
+    def rollback(name: ModelName) -> JSONResponse:
+        """Serve the previous version of ``name`` again (ml-admin; lifecycle not deployed yet)."""
+        return _not_yet("rollback", name)
+
     return api
+
+
+def _merge(route: dict[str, Any], responses: dict[int, Any]) -> dict[str, Any]:
+    return {**route, "responses": {**route["responses"], **responses}}
+
+
+def _not_yet(action: str, name: str) -> JSONResponse:
+    body = NotImplementedBody(
+        detail=f"{action} of {name!r} is not available yet: the model lifecycle is not deployed"
+    )
+    return JSONResponse(status_code=501, content=body.model_dump())
 
 
 app = create_app()

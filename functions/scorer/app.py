@@ -4,8 +4,10 @@ Thin on purpose: the decisions live in :mod:`evpm.ingest` (pure) and the I/O in
 :mod:`sinks`. Failure semantics, with ``ReportBatchItemFailures`` on the event source mapping:
 
 * invalid records are parked on the DLQ and NOT reported as failures (a retry cannot fix them);
-* a prediction write that still fails after the sink's bounded retry, or a parked record the
-  DLQ would not take, is reported; Lambda checkpoints before the lowest reported sequence
+* stored predictions that are critical or name a failure mode become ``VehicleAlert`` events,
+  one per vehicle+mode per window (:mod:`evpm.alerts`, :mod:`alert_sink`);
+* a prediction write that still fails after the sink's bounded retry, a parked record the DLQ
+  would not take, or an alert that could not be published, is reported; Lambda checkpoints before the lowest reported sequence
   number and redelivers from there, so we report every record from that one onwards. Writes
   are idempotent by key, so the redelivered records that had succeeded overwrite themselves.
 """
@@ -16,11 +18,13 @@ import base64
 import binascii
 from typing import TYPE_CHECKING, Any
 
+from alert_sink import AlertSink, DedupedEventBridgeAlertSink
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import KinesisStreamEvent
 from sinks import DynamoPredictionSink, ParkedSink, PredictionSink, SqsParkedSink
 
+from evpm.alerts import select_alerts
 from evpm.ingest import RawRecord, process_batch
 from evpm.settings import ScorerSettings
 
@@ -35,16 +39,21 @@ logger = Logger(service=settings.POWERTOOLS_SERVICE_NAME, level=settings.LOG_LEV
 metrics = Metrics(
     namespace=settings.POWERTOOLS_METRICS_NAMESPACE, service=settings.POWERTOOLS_SERVICE_NAME
 )
-_sinks: tuple[PredictionSink, ParkedSink] | None = None
+_sinks: tuple[PredictionSink, ParkedSink, AlertSink] | None = None
 
 
-def _default_sinks() -> tuple[PredictionSink, ParkedSink]:
+def _default_sinks() -> tuple[PredictionSink, ParkedSink, AlertSink]:
     """Build the AWS-backed sinks once per execution environment (clients reused warm)."""
     global _sinks
     if _sinks is None:
         _sinks = (
             DynamoPredictionSink(settings.PREDICTIONS_TABLE, ttl_days=settings.PREDICTION_TTL_DAYS),
             SqsParkedSink(settings.DLQ_URL),
+            DedupedEventBridgeAlertSink(
+                bus_name=settings.ALERT_BUS_NAME,
+                dedup_table=settings.ALERT_DEDUP_TABLE,
+                window_seconds=settings.ALERT_WINDOW_SECONDS,
+            ),
         )
     return _sinks
 
@@ -64,7 +73,7 @@ def _raw(record: KinesisStreamRecord) -> RawRecord:
 
 
 def handle(
-    event: dict[str, Any], *, predictions: PredictionSink, parked: ParkedSink
+    event: dict[str, Any], *, predictions: PredictionSink, parked: ParkedSink, alerts: AlertSink
 ) -> dict[str, list[dict[str, str]]]:
     """Process one Kinesis event with the given sinks; returns the partial-failure response."""
     raw = [_raw(record) for record in KinesisStreamEvent(event).records]
@@ -72,6 +81,10 @@ def handle(
 
     write_failed = predictions.write(outcome.accepted) if outcome.accepted else []
     park_failed = parked.send(outcome.parked) if outcome.parked else []
+    # Alert only on stored predictions: an unstored one is redelivered and alerts then.
+    unstored = set(write_failed)
+    pending = select_alerts([a for a in outcome.accepted if a.sequence_number not in unstored])
+    alerted = alerts.publish(pending) if pending else None
     for record in outcome.parked:
         logger.warning(
             "record parked",
@@ -88,8 +101,12 @@ def handle(
     )
     metrics.add_metric("RecordsParked", MetricUnit.Count, len(outcome.parked) - len(park_failed))
     metrics.add_metric("WriteFailures", MetricUnit.Count, len(write_failed) + len(park_failed))
+    alert_failed = alerted.failed if alerted else []
+    metrics.add_metric("AlertsSent", MetricUnit.Count, alerted.sent if alerted else 0)
+    metrics.add_metric("AlertsSuppressed", MetricUnit.Count, alerted.suppressed if alerted else 0)
+    metrics.add_metric("AlertFailures", MetricUnit.Count, len(alert_failed))
 
-    failed = [int(seq) for seq in (*write_failed, *park_failed)]
+    failed = [int(seq) for seq in (*write_failed, *park_failed, *alert_failed)]
     if not failed:
         return {"batchItemFailures": []}
     first = min(failed)
@@ -105,5 +122,5 @@ def handle(
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, list[dict[str, str]]]:
     """Lambda entry point (``app.handler``)."""
-    predictions, parked = _default_sinks()
-    return handle(event, predictions=predictions, parked=parked)
+    predictions, parked, alerts = _default_sinks()
+    return handle(event, predictions=predictions, parked=parked, alerts=alerts)

@@ -1,4 +1,4 @@
-"""``evpm-scoring``: the scorer function and its Kinesis event source mapping."""
+"""``evpm-scoring``: the scorer, its Kinesis event source mapping, and the alert bus it feeds."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 
 from infra import constants as c
+from infra.constructs.alert_bus import AlertBus
 from infra.constructs.layers import EvpmLayers
 from infra.constructs.python_function import PythonFunction
 
@@ -28,7 +29,8 @@ class ScoringStack(Stack):
     could not score (``ReportBatchItemFailures``), the mapping retries from the first failed
     record up to ``SCORER_RETRY_ATTEMPTS`` times, then sends the batch's coordinates to the DLQ.
     Bisecting is off because the emulator ignores it and partial failures already narrow the
-    retry to the bad record.
+    retry to the bad record. Critical predictions become ``VehicleAlert`` events on the
+    ``evpm-alerts`` bus, deduplicated through ``evpm-alert-dedup``.
     """
 
     def __init__(
@@ -40,10 +42,12 @@ class ScoringStack(Stack):
         stream: kinesis.IStream,
         dlq: sqs.IQueue,
         predictions_table: dynamodb.ITable,
+        alert_dedup_table: dynamodb.ITable,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         layers = EvpmLayers(self, "Layers", settings=settings)
+        alerts = AlertBus(self, "Alerts", removal_policy=settings.removal_policy)
         scorer = PythonFunction(
             self,
             "Scorer",
@@ -53,6 +57,9 @@ class ScoringStack(Stack):
             environment={
                 "PREDICTIONS_TABLE": predictions_table.table_name,
                 "DLQ_URL": dlq.queue_url,
+                "ALERT_BUS_NAME": alerts.bus.event_bus_name,
+                "ALERT_DEDUP_TABLE": alert_dedup_table.table_name,
+                "ALERT_WINDOW_SECONDS": str(c.ALERT_WINDOW_SECONDS),
                 "POWERTOOLS_SERVICE_NAME": c.SCORER_FUNCTION,
                 "POWERTOOLS_METRICS_NAMESPACE": c.METRICS_NAMESPACE,
                 "LOG_LEVEL": settings.log_level,
@@ -78,5 +85,12 @@ class ScoringStack(Stack):
         )
         predictions_table.grant_write_data(self.function)
         dlq.grant_send_messages(self.function)
+        # Claims are put, confirmed and released by key; nothing reads or scans them.
+        alert_dedup_table.grant(
+            self.function, "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"
+        )
+        alerts.bus.grant_put_events_to(self.function)
 
         CfnOutput(self, c.OUT_SCORER_FUNCTION, value=self.function.function_name)
+        CfnOutput(self, c.OUT_ALERT_BUS, value=alerts.bus.event_bus_name)
+        CfnOutput(self, c.OUT_ALERTS_AUDIT_QUEUE_URL, value=alerts.audit_queue.queue_url)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from aws_cdk import CfnOutput, Fn, Stack, Tags
+from aws_cdk import Aws, CfnOutput, Fn, Stack, Tags
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 
 from infra import constants as c
@@ -36,11 +37,12 @@ class ServingStack(Stack):
         *,
         settings: InfraSettings,
         predictions_table: dynamodb.ITable,
+        labels_table: dynamodb.ITable,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         layers = EvpmLayers(self, "Layers", settings=settings)
-        api_fn = PythonFunction(
+        api_construct = PythonFunction(
             self,
             "Api",
             function_name=c.API_FUNCTION,
@@ -48,14 +50,18 @@ class ServingStack(Stack):
             layers=layers.all,
             environment={
                 "PREDICTIONS_TABLE": predictions_table.table_name,
+                "LABELS_TABLE": labels_table.table_name,
                 "POWERTOOLS_SERVICE_NAME": c.API_FUNCTION,
                 "LOG_LEVEL": settings.log_level,
             },
             memory_mb=c.API_MEMORY_MB,
             timeout_s=c.API_TIMEOUT_S,
             removal_policy=settings.removal_policy,
-        ).function
+        )
+        api_fn = api_construct.function
         predictions_table.grant_read_data(api_fn)
+        labels_table.grant(api_fn, "dynamodb:PutItem")  # /feedback writes labels, never reads
+        self._grant_key_role_lookup(api_construct)
 
         access_logs = logs.LogGroup(
             self,
@@ -136,6 +142,23 @@ class ServingStack(Stack):
         CfnOutput(self, c.OUT_API_URL, value=api.url)
         CfnOutput(self, c.OUT_API_KEY_IDS, value=Fn.join(",", key_ids))
         CfnOutput(self, c.OUT_API_FUNCTION, value=api_fn.function_name)
+
+    def _grant_key_role_lookup(self, fn: PythonFunction) -> None:
+        """``apigateway:GET`` on API keys only: the function reads a key's ``evpm:role`` tag.
+
+        Key ids are minted at run time (``evpm keys create``), so the resource is every key in
+        this region, and nothing else of API Gateway (no usage plans, no APIs, no writes).
+        """
+        resource = f"arn:{Aws.PARTITION}:apigateway:{Aws.REGION}::/apikeys/*"
+        fn.role.add_to_policy(iam.PolicyStatement(actions=["apigateway:GET"], resources=[resource]))
+        suppress(
+            fn.role,
+            "AwsSolutions-IAM5",
+            "The API resolves each caller's role from its key's evpm:role tag with GetApiKey; "
+            "key ids are created at run time by `evpm keys create`, so the statement covers "
+            "/apikeys/* (read only) and no other API Gateway resource.",
+            applies_to=["Resource::arn:<AWS::Partition>:apigateway:<AWS::Region>::/apikeys/*"],
+        )
 
     def _suppress_api_findings(self, api: apigw.RestApi) -> None:
         """Findings that do not fit a key-authenticated, proxy-integrated dev API, with why."""

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 class StorageStack(Stack):
-    """Raw telemetry, model and MLflow artifacts, predictions and labels.
+    """Raw telemetry, model and MLflow artifacts, predictions, labels and alert claims.
 
     Stateful resources live alone so the compute stacks can be destroyed and redeployed freely.
     """
@@ -66,6 +66,23 @@ class StorageStack(Stack):
             "Predictions", c.PREDICTIONS_TABLE, removal, ttl=c.TTL_ATTRIBUTE
         )
         self.labels_table = self._table("Labels", c.LABELS_TABLE, removal, ttl=None)
+        # One small item per vehicle + failure mode: the alert window the scorer claimed.
+        # Expired claims are ignored by the scorer's condition; TTL only tidies them away.
+        self.alert_dedup_table = dynamodb.Table(
+            self,
+            "AlertDedup",
+            table_name=c.ALERT_DEDUP_TABLE,
+            partition_key=dynamodb.Attribute(
+                name=c.ALERT_DEDUP_KEY, type=dynamodb.AttributeType.STRING
+            ),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            time_to_live_attribute=c.TTL_ATTRIBUTE,
+            removal_policy=removal,
+        )
 
         for key, value in (
             (c.OUT_RAW_BUCKET, self.raw_bucket.bucket_name),
@@ -73,6 +90,7 @@ class StorageStack(Stack):
             (c.OUT_MLFLOW_BUCKET, self.mlflow_bucket.bucket_name),
             (c.OUT_PREDICTIONS_TABLE, self.predictions_table.table_name),
             (c.OUT_LABELS_TABLE, self.labels_table.table_name),
+            (c.OUT_ALERT_DEDUP_TABLE, self.alert_dedup_table.table_name),
         ):
             CfnOutput(self, key, value=value)
 

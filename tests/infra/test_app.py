@@ -19,9 +19,10 @@ EXPECTED_OUTPUTS = {
         "MlflowBucketName",
         "PredictionsTable",
         "LabelsTable",
+        "AlertDedupTable",
     },
     c.INGESTION_STACK: {"StreamName", "StreamArn", "DlqUrl"},
-    c.SCORING_STACK: {"ScorerFunctionName"},
+    c.SCORING_STACK: {"ScorerFunctionName", "AlertBusName", "AlertsAuditQueueUrl"},
     c.SERVING_STACK: {"ApiId", "ApiStage", "ApiUrl", "ApiKeyIds", "ApiFunctionName"},
     c.LIFECYCLE_STACK: {"StateMachineArn"},
 }

@@ -27,9 +27,13 @@ def test_scorer_function_shape(template) -> None:
     assert env["POWERTOOLS_SERVICE_NAME"] == "evpm-scorer"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "evpm"
     assert env["LOG_LEVEL"] == "INFO"
+    assert env["ALERT_WINDOW_SECONDS"] == "3600"
     assert set(env) == {
         "PREDICTIONS_TABLE",
         "DLQ_URL",
+        "ALERT_BUS_NAME",
+        "ALERT_DEDUP_TABLE",
+        "ALERT_WINDOW_SECONDS",
         "POWERTOOLS_SERVICE_NAME",
         "POWERTOOLS_METRICS_NAMESPACE",
         "LOG_LEVEL",
@@ -68,4 +72,11 @@ def test_scorer_role_is_least_privilege(template) -> None:
     assert {"kinesis:GetRecords", "kinesis:GetShardIterator"} <= granted
     # ... and cannot read or delete predictions, or touch anything else.
     assert not {"dynamodb:Scan", "dynamodb:Query", "dynamodb:GetItem"} & granted
-    assert {a.split(":")[0] for a in granted} <= {"dynamodb", "sqs", "kinesis", "logs", "xray"}
+    assert {a.split(":")[0] for a in granted} <= {
+        "dynamodb",
+        "sqs",
+        "kinesis",
+        "logs",
+        "xray",
+        "events",
+    }

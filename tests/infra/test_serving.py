@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from infra import constants as c
-from tests.infra.helpers import logical_id, only, resources
+from tests.infra.helpers import actions, logical_id, only, policy_statements, resources
 
 STACK = c.SERVING_STACK
 
@@ -88,3 +88,40 @@ def test_api_function_reads_predictions_only(template) -> None:
     assert len(props["Layers"]) == 2
     assert props["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == "evpm-api"
     assert "PREDICTIONS_TABLE" in props["Environment"]["Variables"]
+
+
+def test_api_function_writes_labels_with_put_only(template) -> None:
+    tpl = template(STACK)
+    _, fn = only(tpl, "AWS::Lambda::Function")
+    assert "Labels" in str(fn["Properties"]["Environment"]["Variables"]["LABELS_TABLE"])
+    [labels] = [s for s in policy_statements(tpl) if "Labels" in str(s["Resource"])]
+    assert actions(labels) == ["dynamodb:PutItem"]
+
+
+def test_role_lookup_is_apigateway_get_on_api_keys_only(template) -> None:
+    # GIVEN every statement of the serving stack's IAM
+    statements = policy_statements(template(STACK))
+    apigw = [s for s in statements if any(a.startswith("apigateway:") for a in actions(s))]
+    # THEN exactly one grants API Gateway anything: GET, on /apikeys/* of this region
+    assert len(apigw) == 1
+    [statement] = apigw
+    assert actions(statement) == ["apigateway:GET"]
+    assert statement["Resource"] == {
+        "Fn::Join": [
+            "",
+            [
+                "arn:",
+                {"Ref": "AWS::Partition"},
+                ":apigateway:",
+                {"Ref": "AWS::Region"},
+                "::/apikeys/*",
+            ],
+        ]
+    }
+
+
+def test_role_names_and_tag_match_the_domain() -> None:
+    from evpm import access
+
+    assert c.API_ROLE_TAG == access.ROLE_TAG
+    assert c.API_ROLES == access.ROLES

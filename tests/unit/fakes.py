@@ -90,3 +90,90 @@ class ScriptedSqsClient:
             if e["Id"] in self.fail_ids
         ]
         return {"Successful": [], "Failed": failed}
+
+
+# --- API: roles, gateway identity, label store -------------------------------------------------
+
+
+class FakeRoles:
+    """A RoleResolver over a dict of key id → role; counts lookups."""
+
+    def __init__(self, roles: dict[str, str]) -> None:
+        self.roles = roles
+        self.lookups: list[str] = []
+
+    def role_of(self, key_id: str) -> str | None:
+        self.lookups.append(key_id)
+        return self.roles.get(key_id)
+
+
+class FakeGateway:
+    """Plays API Gateway in front of an ASGI app: the ``x-api-key`` header becomes the key id.
+
+    The real gateway checks the key against the usage plan and passes its *id* in
+    ``requestContext.identity.apiKeyId`` (Mangum puts the event in ``scope["aws.event"]``);
+    here the header value is used as the id, so tests pick a caller per request.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            headers = dict(scope.get("headers") or [])
+            key = headers.get(b"x-api-key")
+            identity = {"apiKeyId": key.decode()} if key else {}
+            scope = {**scope, "aws.event": {"requestContext": {"identity": identity}}}
+        await self.app(scope, receive, send)
+
+
+class InMemoryLabels:
+    """A LabelWriter that keeps labels by key (a later one replaces an earlier one)."""
+
+    def __init__(self) -> None:
+        self.labels: dict[tuple[str, str], Any] = {}
+
+    def put(self, label: Any) -> None:
+        self.labels[(label.vehicle_id, label.ts)] = label
+
+
+class ScriptedApiGatewayClient:
+    """``get_api_key`` answering from a dict of id → tags, or raising a scripted error code."""
+
+    def __init__(self, keys: dict[str, dict[str, str]], *, error: str | None = None) -> None:
+        self.keys = keys
+        self.error = error
+        self.calls = 0
+
+    def get_api_key(self, apiKey: str, includeValue: bool = False) -> dict[str, Any]:
+        from botocore.exceptions import ClientError
+
+        self.calls += 1
+        if self.error:
+            raise ClientError({"Error": {"Code": self.error, "Message": "x"}}, "GetApiKey")
+        if apiKey not in self.keys:
+            raise ClientError(
+                {"Error": {"Code": "NotFoundException", "Message": "no"}}, "GetApiKey"
+            )
+        return {"id": apiKey, "enabled": True, "tags": self.keys[apiKey]}
+
+
+class FakeAlertSink:
+    """Keeps published alerts; alerts whose key is in ``fail_keys`` are reported as failed."""
+
+    def __init__(self, fail_keys: set[str] | None = None) -> None:
+        from alert_sink import AlertReport  # functions/scorer is on sys.path once loaded
+
+        self._report = AlertReport
+        self.fail_keys = fail_keys or set()
+        self.published: list[Any] = []
+
+    def publish(self, alerts: Sequence[Any]) -> Any:
+        report = self._report()
+        for pending in alerts:
+            if pending.alert.key in self.fail_keys:
+                report.failed.append(pending.sequence_number)
+            else:
+                self.published.append(pending)
+                report.sent += 1
+        return report

@@ -12,17 +12,24 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.unit.conftest import load_event, load_function
+from tests.unit.fakes import FakeGateway, FakeRoles, InMemoryLabels
 
 
 @pytest.fixture
 def api(monkeypatch) -> ModuleType:
     monkeypatch.setenv("PREDICTIONS_TABLE", "evpm-predictions")
-    return load_function("api")
+    monkeypatch.setenv("LABELS_TABLE", "evpm-labels")
+    module = load_function("api")
+    # The sample gateway event carries key id "key123"; make it a fleet-service key.
+    module.app.state.roles = FakeRoles({"key123": "fleet-service", "key-fleet": "fleet-service"})
+    module.app.state.labels = InMemoryLabels()
+    return module
 
 
 @pytest.fixture
 def client(api) -> TestClient:
-    return TestClient(api.app)
+    """In-process client whose requests arrive as the fleet-service key through the gateway."""
+    return TestClient(FakeGateway(api.app), headers={"x-api-key": "key-fleet"})
 
 
 def _gateway(method: str, path: str, body: Any = None) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from moto import mock_aws
 from evpm.ingest import process_batch
 from tests.unit.conftest import load_event, load_function
 from tests.unit.fakes import (
+    FakeAlertSink,
     FakeParkedSink,
     FakePredictionSink,
     ScriptedDynamoClient,
@@ -28,6 +29,8 @@ from tests.unit.fakes import (
 )
 
 TABLE = "evpm-predictions"
+DEDUP_TABLE = "evpm-alert-dedup"
+BUS = "evpm-alerts"
 EVENT = "kinesis_telemetry.json"
 
 
@@ -67,10 +70,19 @@ def aws(aws_env, monkeypatch) -> Iterator[dict[str, Any]]:
             ],
             BillingMode="PAY_PER_REQUEST",
         )
+        dynamodb.create_table(
+            TableName=DEDUP_TABLE,
+            KeySchema=[{"AttributeName": "alert_key", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "alert_key", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        boto3.client("events").create_event_bus(Name=BUS)
         sqs = boto3.client("sqs")
         queue_url = sqs.create_queue(QueueName="evpm-scorer-dlq")["QueueUrl"]
         monkeypatch.setenv("PREDICTIONS_TABLE", TABLE)
         monkeypatch.setenv("DLQ_URL", queue_url)
+        monkeypatch.setenv("ALERT_BUS_NAME", BUS)
+        monkeypatch.setenv("ALERT_DEDUP_TABLE", DEDUP_TABLE)
         monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "evpm-test")
         yield {"dynamodb": dynamodb, "sqs": sqs, "queue_url": queue_url}
 
@@ -160,7 +172,7 @@ def test_failed_write_reports_every_record_from_the_lowest_failure(scorer, make_
     seqs = _seqs(event)
     sink = FakePredictionSink(fail={seqs[3], seqs[1]})
     # WHEN handled
-    result = scorer.handle(event, predictions=sink, parked=FakeParkedSink())
+    result = scorer.handle(event, predictions=sink, parked=FakeParkedSink(), alerts=FakeAlertSink())
     # THEN Kinesis is asked to retry from the lowest failed sequence number onwards
     assert result == {"batchItemFailures": [{"itemIdentifier": s} for s in seqs[1:]]}
     assert len(sink.written) == 3
@@ -169,11 +181,16 @@ def test_failed_write_reports_every_record_from_the_lowest_failure(scorer, make_
 def test_invalid_records_are_not_reported_but_dlq_outage_is(scorer):
     event = load_event(EVENT)
     seqs = _seqs(event)
-    ok = scorer.handle(event, predictions=FakePredictionSink(), parked=FakeParkedSink())
+    ok = scorer.handle(
+        event, predictions=FakePredictionSink(), parked=FakeParkedSink(), alerts=FakeAlertSink()
+    )
     assert ok == {"batchItemFailures": []}
     # GIVEN the DLQ refuses messages: parked records would be lost, so they are retried
     down = scorer.handle(
-        event, predictions=FakePredictionSink(), parked=FakeParkedSink(fail_all=True)
+        event,
+        predictions=FakePredictionSink(),
+        parked=FakeParkedSink(fail_all=True),
+        alerts=FakeAlertSink(),
     )
     assert down == {"batchItemFailures": [{"itemIdentifier": s} for s in seqs[2:]]}
 
@@ -228,7 +245,9 @@ def test_event_of_500_records_throughput(aws, scorer, lambda_context, make_paylo
             f"{500 / elapsed:.0f} records/s"
         )
     start = time.perf_counter()
-    scorer.handle(event, predictions=FakePredictionSink(), parked=FakeParkedSink())
+    scorer.handle(
+        event, predictions=FakePredictionSink(), parked=FakeParkedSink(), alerts=FakeAlertSink()
+    )
     elapsed = time.perf_counter() - start
     with capsys.disabled():
         print(

@@ -11,6 +11,8 @@ from evpm.settings import ApiSettings, ScorerSettings
 def test_scorer_settings_names_and_defaults(monkeypatch):
     monkeypatch.setenv("PREDICTIONS_TABLE", "predictions")
     monkeypatch.setenv("DLQ_URL", "https://sqs.us-east-1.amazonaws.com/1/dlq")
+    monkeypatch.setenv("ALERT_BUS_NAME", "evpm-alerts")
+    monkeypatch.setenv("ALERT_DEDUP_TABLE", "evpm-alert-dedup")
     settings = ScorerSettings()
     assert set(ScorerSettings.model_fields) == {
         "PREDICTIONS_TABLE",
@@ -19,20 +21,28 @@ def test_scorer_settings_names_and_defaults(monkeypatch):
         "POWERTOOLS_METRICS_NAMESPACE",
         "LOG_LEVEL",
         "PREDICTION_TTL_DAYS",
+        "ALERT_BUS_NAME",
+        "ALERT_DEDUP_TABLE",
+        "ALERT_WINDOW_SECONDS",
     }
     assert settings.PREDICTION_TTL_DAYS == 90
+    assert settings.ALERT_WINDOW_SECONDS == 3600
 
 
 def test_api_settings_names_and_defaults(monkeypatch):
     monkeypatch.setenv("PREDICTIONS_TABLE", "predictions")
+    monkeypatch.setenv("LABELS_TABLE", "labels")
     settings = ApiSettings()
     assert set(ApiSettings.model_fields) == {
         "PREDICTIONS_TABLE",
+        "LABELS_TABLE",
+        "ROLE_CACHE_SECONDS",
         "POWERTOOLS_SERVICE_NAME",
         "LOG_LEVEL",
         "MAX_BATCH",
     }
     assert settings.MAX_BATCH == 500
+    assert settings.ROLE_CACHE_SECONDS == 60
 
 
 def test_missing_required_variable_fails_loudly(monkeypatch):
@@ -44,6 +54,7 @@ def test_missing_required_variable_fails_loudly(monkeypatch):
 
 def test_bad_log_level_names_the_allowed_values(monkeypatch):
     monkeypatch.setenv("PREDICTIONS_TABLE", "predictions")
+    monkeypatch.setenv("LABELS_TABLE", "labels")
     monkeypatch.setenv("LOG_LEVEL", "LOUD")
     with pytest.raises(ValidationError, match="'DEBUG'"):
         ApiSettings()

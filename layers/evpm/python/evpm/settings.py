@@ -34,12 +34,23 @@ class ScorerSettings(_FunctionSettings):
     PREDICTION_TTL_DAYS: int = Field(
         default=90, ge=0, description="days a prediction is kept; 0 keeps it forever"
     )
+    ALERT_BUS_NAME: str = Field(min_length=1, description="EventBridge bus for VehicleAlert")
+    ALERT_DEDUP_TABLE: str = Field(
+        min_length=1, description="DynamoDB table of alert claims (one per vehicle+mode+window)"
+    )
+    ALERT_WINDOW_SECONDS: int = Field(
+        default=3600, ge=1, le=7 * 86400, description="repeats of an alert are dropped this long"
+    )
 
 
 class ApiSettings(_FunctionSettings):
     """Environment of the HTTP API (``functions/api``)."""
 
     PREDICTIONS_TABLE: str = Field(min_length=1, description="DynamoDB table for predictions")
+    LABELS_TABLE: str = Field(min_length=1, description="DynamoDB table for ground-truth labels")
     POWERTOOLS_SERVICE_NAME: str = "evpm-api"
     LOG_LEVEL: LogLevel = "INFO"
     MAX_BATCH: int = Field(default=500, ge=1, le=10_000, description="records per /predict/batch")
+    ROLE_CACHE_SECONDS: float = Field(
+        default=60, ge=0, le=3600, description="how long a warm container trusts a key's role"
+    )
