@@ -16,7 +16,7 @@ TEST_PORT ?= 4576
 TEST_MLFLOW_PORT ?= 5076
 TEST_ENV := EVPM_STATE_DIR=$(CURDIR)/.state/test EVPM_EMULATOR_PORT=$(TEST_PORT) EVPM_MLFLOW_PORT=$(TEST_MLFLOW_PORT)
 
-.PHONY: help up down status test check lint unit infra integration deps runtime clean
+.PHONY: help up down status test check lint unit infra integration deps runtime clean bench-models
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -76,6 +76,9 @@ test: deps ## Everything: lint, unit, infra, integration
 	@$(MAKE) --no-print-directory STATE_DIR=$(CURDIR)/.state/test runtime
 	@$(VENV)/bin/ruff check .
 	@$(TEST_ENV) $(VENV)/bin/python -m pytest tests -q --durations=15 -p no:cacheprovider
+
+bench-models: $(VENV)/.stamp ## Yardsticks: FD001 RUL, AI4I classification, simulated fleet -> bench/results/yardsticks.json
+	@$(VENV)/bin/python bench/yardsticks.py
 
 clean: down ## Remove build output and all local state
 	rm -rf .build cdk.out .state

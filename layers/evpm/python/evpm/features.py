@@ -1,0 +1,193 @@
+"""Per-unit rolling features over the past, shared by training and serving.
+
+Training (``training_job``) and serving (the scorer and API functions) both call
+:func:`compute`, so a model never sees features computed one way in training and another way
+in production. Every feature of a row is a function of that row and the ``max_window - 1``
+rows of the same unit before it — never of later rows, never of another unit — and each
+window is reduced in one fixed order, so a server that holds the last ``max_window`` readings
+of a vehicle reproduces the training features bit for bit, however much older history
+training had. Only numpy is needed (the Lambda layer stays small).
+
+Rows must be ordered by unit, then time (:func:`order` gives that permutation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = ["FEATURE_SPEC_VERSION", "FeatureSpec", "compute", "order"]
+
+FEATURE_SPEC_VERSION = "fs-1"
+"""Version of the feature *code*; bump when :func:`compute` changes what a name means."""
+
+Stat = Literal["mean", "std", "slope", "min", "max", "delta"]
+
+
+class FeatureSpec(BaseModel):
+    """Which features to build from which signals; stored as JSON inside each model.
+
+    Example::
+
+        spec = FeatureSpec(signals=("SoC", "SoH"), windows=(6, 24), stats=("mean", "slope"))
+        spec.names()[:3]   # ['SoC', 'SoH', 'SoC__mean6']
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: str = FEATURE_SPEC_VERSION
+    signals: tuple[str, ...] = Field(min_length=1)
+    windows: tuple[int, ...] = (6, 24)
+    stats: tuple[Stat, ...] = ("mean", "std", "slope")
+    ewm_spans: tuple[int, ...] = ()
+    include_raw: bool = True
+    passthrough: tuple[str, ...] = ()
+    """Numeric columns used as they are, not windowed (e.g. a cycle index)."""
+
+    @field_validator("windows", "ewm_spans")
+    @classmethod
+    def _positive(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(w < 1 for w in value):
+            raise ValueError(f"windows and spans must be >= 1 (got {value})")
+        return tuple(sorted(set(value)))
+
+    @property
+    def max_window(self) -> int:
+        """Readings of history (current one included) that fix every feature of a row."""
+        spans = [3 * s for s in self.ewm_spans]
+        return max([1, *self.windows, *spans])
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """Columns :func:`compute` expects, in order: signals then passthrough columns."""
+        return self.signals + self.passthrough
+
+    def names(self) -> list[str]:
+        """Output feature names, in the column order of :func:`compute`."""
+        out = list(self.signals) if self.include_raw else []
+        for w in self.windows:
+            for stat in self.stats:
+                out += [f"{s}__{stat}{w}" for s in self.signals]
+        for span in self.ewm_spans:
+            out += [f"{s}__ewm{span}" for s in self.signals]
+        return out + list(self.passthrough)
+
+
+def order(units: Sequence[object] | np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Permutation that sorts rows by unit, then time (stable), as :func:`compute` needs."""
+    return np.lexsort((np.asarray(times), np.asarray(units)))
+
+
+def _group_position(units: np.ndarray) -> np.ndarray:
+    """Index of each row within its run of equal consecutive unit values."""
+    n = units.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    new[1:] = units[1:] != units[:-1]
+    starts = np.flatnonzero(new)
+    run = np.repeat(starts, np.diff(np.append(starts, n)))
+    return np.arange(n) - run
+
+
+def compute(values: np.ndarray, units: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """Feature matrix ``(n, len(spec.names()))`` from ``values`` ``(n, len(spec.inputs))``.
+
+    ``units`` labels each row's unit; rows must be sorted by unit then time. Windows shorter
+    than requested at the start of a unit use the rows available (so the first row's mean is
+    its own value, its std and slope 0).
+
+    Example: ``compute(np.ones((3, 1)), np.zeros(3), FeatureSpec(signals=("a",),
+    windows=(2,), stats=("mean",)))`` is ``[[1, 1]] * 3``.
+    """
+    x_all = np.asarray(values, dtype=np.float64)
+    if x_all.ndim != 2 or x_all.shape[1] != len(spec.inputs):
+        raise ValueError(f"values must have shape (n, {len(spec.inputs)}) (got {x_all.shape})")
+    n_sig = len(spec.signals)
+    x = np.ascontiguousarray(x_all[:, :n_sig])
+    pos = _group_position(np.asarray(units))
+    blocks: list[np.ndarray] = [x] if spec.include_raw else []
+    horizon = spec.max_window
+    alphas = [2.0 / (s + 1.0) for s in spec.ewm_spans]
+    s0 = np.zeros_like(x)
+    s1 = np.zeros_like(x)
+    s2 = np.zeros_like(x)
+    lo = np.full_like(x, np.inf)
+    hi = np.full_like(x, -np.inf)
+    e_num = [np.zeros_like(x) for _ in alphas]
+    e_den = [np.zeros((x.shape[0], 1)) for _ in alphas]
+    window_stats: dict[int, list[np.ndarray]] = {}
+    longest = spec.windows[-1] if spec.windows else 0
+    extremes = "min" in spec.stats or "max" in spec.stats
+    lag = np.empty_like(x)
+    tmp = np.empty_like(x)
+    for j in range(horizon):
+        # ``lag`` holds the reading j rows back, or 0 where that row belongs to another unit.
+        if j == 0:
+            lag[:] = x
+        else:
+            lag[:j] = 0.0
+            lag[j:] = x[:-j]
+            lag[pos < j] = 0.0
+        if j < longest:
+            s0 += lag
+            np.multiply(lag, float(j), out=tmp)
+            s1 += tmp
+            np.multiply(lag, lag, out=tmp)
+            s2 += tmp
+            if extremes:
+                valid = (pos >= j)[:, None]
+                np.minimum(lo, np.where(valid, lag, np.inf), out=lo)
+                np.maximum(hi, np.where(valid, lag, -np.inf), out=hi)
+        for k, alpha in enumerate(alphas):
+            weight = (1.0 - alpha) ** j
+            np.multiply(lag, weight, out=tmp)
+            e_num[k] += tmp
+            e_den[k] += weight * (pos >= j)[:, None]
+        if j + 1 in spec.windows:
+            window_stats[j + 1] = _window(x, pos, j + 1, s0, s1, s2, lo, hi, spec.stats)
+    for w in spec.windows:
+        blocks += window_stats[w]
+    blocks += [num / den for num, den in zip(e_num, e_den, strict=True)]
+    if spec.passthrough:
+        blocks.append(x_all[:, n_sig:])
+    return np.hstack(blocks) if blocks else np.zeros((x.shape[0], 0))
+
+
+def _window(
+    x: np.ndarray,
+    pos: np.ndarray,
+    w: int,
+    s0: np.ndarray,
+    s1: np.ndarray,
+    s2: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    stats: tuple[Stat, ...],
+) -> list[np.ndarray]:
+    """Statistics of the last ``w`` rows from running sums (sums over lags ``0..w-1``)."""
+    cnt = np.minimum(pos + 1, w).astype(np.float64)[:, None]
+    mean = s0 / cnt
+    out: list[np.ndarray] = []
+    for stat in stats:
+        if stat == "mean":
+            out.append(mean)
+        elif stat == "std":
+            out.append(np.sqrt(np.maximum(s2 / cnt - mean * mean, 0.0)))
+        elif stat == "slope":
+            j_bar = (cnt - 1.0) / 2.0
+            s_jj = cnt * (cnt * cnt - 1.0) / 12.0
+            cov = s1 - j_bar * s0
+            # Lag j is j rows in the past, so the forward-in-time slope is -cov / s_jj.
+            out.append(np.where(cnt > 1, -cov / np.where(s_jj > 0, s_jj, 1.0), 0.0))
+        elif stat == "min":
+            out.append(lo.copy())
+        elif stat == "max":
+            out.append(hi.copy())
+        else:  # delta: how far the current reading is from its recent mean
+            out.append(x - mean)
+    return out

@@ -1,0 +1,193 @@
+"""Serving side of the ML models: load a model's artifacts and score raw readings with them.
+
+A registered model is two files: ``spec.json`` (the feature spec, the preprocessing and what
+the output means) and a model file (LightGBM text for the boosters, ``anomaly.json`` for the
+anomaly detector). :class:`ModelBundle` turns raw readings into features with
+:mod:`evpm.features` and then into predictions, so the MLflow pyfunc wrapper, the Lambda
+functions and the training job's own evaluation all run the same code on the same files.
+Nothing is pickled: every number lives in JSON or in LightGBM's text format.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from evpm.features import FeatureSpec, compute
+
+__all__ = ["AnomalyDetector", "ModelBundle", "ModelSpec", "Prediction"]
+
+Task = Literal["anomaly", "classifier", "rul"]
+
+
+class ModelSpec(BaseModel):
+    """Everything besides the fitted numbers that a model needs to score readings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    task: Task
+    unit_column: str
+    time_column: str
+    features: FeatureSpec
+    used_features: tuple[str, ...]
+    """Subset (in order) of ``features.names()`` that the fitted model consumes."""
+    raw_inputs: tuple[str, ...] = ()
+    """Columns the caller supplies besides unit and time (before categorical/derived)."""
+    categorical: dict[str, tuple[str, ...]] = {}
+    derived: dict[str, str] = {}
+    classes: tuple[str, ...] = ()
+    threshold: float | None = None
+    rul_cap: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AnomalyDetector:
+    """Robust standardisation + PCA reconstruction error.
+
+    ``z = (x - center) / scale``; the residual ``r = z - z P Pᵀ`` is what the principal
+    subspace of normal data cannot explain. The score is ``Σ r²``, so the per-feature squared
+    residuals (:meth:`contributions`) add up exactly to the score: an explanation for free.
+    """
+
+    center: np.ndarray
+    scale: np.ndarray
+    components: np.ndarray  # (k, d), orthonormal rows
+
+    @classmethod
+    def fit(
+        cls, x: np.ndarray, *, variance: float = 0.9, max_rows: int = 50_000, seed: int = 0
+    ) -> AnomalyDetector:
+        """Fit on (mostly normal) rows; keep the components that explain ``variance``."""
+        rng = np.random.default_rng(seed)
+        if x.shape[0] > max_rows:
+            x = x[np.sort(rng.choice(x.shape[0], max_rows, replace=False))]
+        center = np.median(x, axis=0)
+        q75, q25 = np.percentile(x, [75, 25], axis=0)
+        spread = (q75 - q25) / 1.349
+        std = x.std(axis=0)
+        scale = np.where(spread > 1e-9, spread, np.where(std > 1e-9, std, 1.0))
+        z = np.clip((x - center) / scale, -10, 10)  # outliers must not steer the subspace
+        z = z - z.mean(axis=0)
+        _, sing, vt = np.linalg.svd(z, full_matrices=False)
+        share = np.cumsum(sing**2) / np.sum(sing**2)
+        k = int(np.searchsorted(share, variance) + 1)
+        return cls(center=center, scale=scale, components=vt[:k].copy())
+
+    def contributions(self, x: np.ndarray) -> np.ndarray:
+        """Per-feature squared residuals ``(n, d)``; each row sums to the score."""
+        z = (x - self.center) / self.scale
+        residual = z - (z @ self.components.T) @ self.components
+        return residual * residual
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        """Anomaly score per row (higher = more unusual)."""
+        return self.contributions(x).sum(axis=1)
+
+    def to_json(self) -> str:
+        """Exact JSON (Python floats round-trip through ``repr``)."""
+        return json.dumps(
+            {
+                "center": self.center.tolist(),
+                "scale": self.scale.tolist(),
+                "components": self.components.tolist(),
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> AnomalyDetector:
+        """Inverse of :meth:`to_json`."""
+        data = json.loads(text)
+        return cls(
+            center=np.asarray(data["center"], dtype=np.float64),
+            scale=np.asarray(data["scale"], dtype=np.float64),
+            components=np.asarray(data["components"], dtype=np.float64),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """Model output for rows in the order given: ``value`` (score, RUL or class index),
+    ``proba`` (class probabilities, classifier only), ``flag`` (anomaly over threshold)."""
+
+    value: np.ndarray
+    proba: np.ndarray | None = None
+    flag: np.ndarray | None = None
+
+
+class ModelBundle:
+    """A loaded model: spec + fitted numbers; scores raw readings of one or more units.
+
+    Example::
+
+        bundle = ModelBundle.load(Path("artifacts"))      # spec.json + model file
+        bundle.predict(values, units, times).value        # one value per input row
+    """
+
+    def __init__(self, spec: ModelSpec, model: Any) -> None:
+        self.spec = spec
+        self.model = model
+        names = spec.features.names()
+        self._columns = np.array([names.index(c) for c in spec.used_features], dtype=np.int64)
+
+    @staticmethod
+    def model_filename(task: Task) -> str:
+        """File that holds the fitted numbers for a task."""
+        return "anomaly.json" if task == "anomaly" else "model.txt"
+
+    @classmethod
+    def load(cls, folder: Path) -> ModelBundle:
+        """Read ``spec.json`` and the model file from ``folder``."""
+        spec = ModelSpec.model_validate_json((folder / "spec.json").read_text())
+        return cls.from_files(folder / "spec.json", folder / cls.model_filename(spec.task))
+
+    @classmethod
+    def from_files(cls, spec_path: Path, model_path: Path) -> ModelBundle:
+        """Build from the two artifact files (the form MLflow hands them over)."""
+        spec = ModelSpec.model_validate_json(Path(spec_path).read_text())
+        text = Path(model_path).read_text()
+        if spec.task == "anomaly":
+            return cls(spec, AnomalyDetector.from_json(text))
+        import lightgbm  # only the boosters need it; imported late to keep cold starts short
+
+        return cls(spec, lightgbm.Booster(model_str=text))
+
+    def features(self, values: np.ndarray, units: np.ndarray) -> np.ndarray:
+        """Model input matrix for rows already sorted by unit then time."""
+        return compute(values, units, self.spec.features)[:, self._columns]
+
+    def predict_matrix(self, matrix: np.ndarray) -> Prediction:
+        """Predict from the model input matrix (see :meth:`features`)."""
+        if self.spec.task == "anomaly":
+            score = self.model.score(matrix)
+            threshold = self.spec.threshold if self.spec.threshold is not None else np.inf
+            return Prediction(value=score, flag=score > threshold)
+        raw = np.asarray(self.model.predict(matrix, num_threads=1), dtype=np.float64)
+        if self.spec.task == "classifier":
+            proba = raw if raw.ndim == 2 else np.column_stack([1.0 - raw, raw])
+            if self.spec.threshold is not None and proba.shape[1] == 2:
+                label = (proba[:, 1] >= self.spec.threshold).astype(np.int64)
+            else:
+                label = proba.argmax(axis=1)
+            return Prediction(value=label, proba=proba)
+        if self.spec.rul_cap is not None:
+            raw = np.clip(raw, 0.0, self.spec.rul_cap)
+        return Prediction(value=raw)
+
+    def predict(self, values: np.ndarray, units: np.ndarray, times: np.ndarray) -> Prediction:
+        """Predict for raw readings in any order; the output follows the input order."""
+        units = np.asarray(units)
+        perm = np.lexsort((np.asarray(times), units))
+        pred = self.predict_matrix(self.features(np.asarray(values)[perm], units[perm]))
+        inverse = np.empty_like(perm)
+        inverse[perm] = np.arange(perm.size)
+        return Prediction(
+            value=pred.value[inverse],
+            proba=None if pred.proba is None else pred.proba[inverse],
+            flag=None if pred.flag is None else pred.flag[inverse],
+        )

@@ -1,0 +1,141 @@
+"""Jobs: strict, frozen pydantic models chosen by ``KIND`` and loaded from YAML.
+
+A job file is the whole description of a run (what data, which features, which models, which
+parameters), so a training run can be repeated from the file alone and reviewed as a diff.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+__all__ = [
+    "AnomalyParams",
+    "BoosterParams",
+    "DataRef",
+    "FeatureParams",
+    "Job",
+    "MlflowParams",
+    "SimulateJob",
+    "SplitParams",
+    "TrainJob",
+    "ValidateJob",
+    "load_job",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataRef(_Strict):
+    """A table and the spec that describes it (paths relative to the job file's folder)."""
+
+    spec: str
+    path: str
+
+
+class FeatureParams(_Strict):
+    """Rolling-window settings for :class:`evpm.features.FeatureSpec`."""
+
+    windows: tuple[int, ...] = (6, 24, 72)
+    stats: tuple[Literal["mean", "std", "slope", "min", "max", "delta"], ...] = (
+        "mean",
+        "std",
+        "slope",
+    )
+    ewm_spans: tuple[int, ...] = ()
+    passthrough: tuple[str, ...] = ()
+
+
+class SplitParams(_Strict):
+    """Hold out whole units and a later period: test = test units after the cutoff."""
+
+    test_units: float = Field(0.2, gt=0, lt=1)
+    time_cutoff: float = Field(0.75, gt=0, lt=1)
+    """Quantile of the time column at which training ends and testing starts."""
+    seed: int = 0
+
+
+class BoosterParams(_Strict):
+    """LightGBM parameters (passed through) and the number of boosting rounds."""
+
+    rounds: int = 300
+    early_stopping: int = 30
+    params: dict[str, Any] = {}
+
+
+class AnomalyParams(_Strict):
+    """PCA variance kept and the training-score quantile that flags an anomaly."""
+
+    variance: float = Field(0.9, gt=0, le=1)
+    quantile: float = Field(0.99, gt=0, lt=1)
+    window: int = 6
+
+
+class MlflowParams(_Strict):
+    """Where and how to log; ``alias`` is set on each new version when given."""
+
+    experiment: str = "evpm-training"
+    register_models: bool = True
+    alias: str | None = "challenger"
+    names: dict[str, str] = {
+        "anomaly": "ev-anomaly",
+        "classifier": "ev-classifier",
+        "rul": "ev-rul",
+    }
+
+
+class TrainJob(_Strict):
+    """Read, check, featurise, split, fit, evaluate, log and register the models."""
+
+    KIND: Literal["train"] = "train"
+    data: DataRef
+    features: FeatureParams = FeatureParams()
+    split: SplitParams = SplitParams()
+    models: tuple[Literal["anomaly", "classifier", "rul"], ...] = ("anomaly", "classifier", "rul")
+    anomaly: AnomalyParams = AnomalyParams()
+    classifier: BoosterParams = BoosterParams()
+    rul: BoosterParams = BoosterParams()
+    mlflow: MlflowParams = MlflowParams()
+    reference_rows: int = 256
+
+
+class SimulateJob(_Strict):
+    """Simulate a fleet and write it as Parquet to a path or an ``s3://`` URI."""
+
+    KIND: Literal["simulate"] = "simulate"
+    out: str
+    vehicles: int = 500
+    hours: int = 2000
+    seed: int = 7
+    anomaly_rate: float = 0.01
+
+
+class ValidateJob(_Strict):
+    """Check a table against its data-set spec without training."""
+
+    KIND: Literal["validate"] = "validate"
+    data: DataRef
+
+
+Job = Annotated[TrainJob | SimulateJob | ValidateJob, Field(discriminator="KIND")]
+_ADAPTER: TypeAdapter[Job] = TypeAdapter(Job)
+
+
+def load_job(path: str | Path) -> TrainJob | SimulateJob | ValidateJob:
+    """Load a job YAML; relative data paths are resolved against the file's folder."""
+    path = Path(path)
+    raw = yaml.safe_load(path.read_text())
+    data = raw.get("data") if isinstance(raw, dict) else None
+    if isinstance(data, dict):
+        for key in ("spec", "path"):
+            value = data.get(key)
+            if isinstance(value, str) and not value.startswith("s3://"):
+                candidate = Path(value)
+                if not candidate.is_absolute() and not candidate.exists():
+                    data[key] = str((path.parent / candidate).resolve())
+    return _ADAPTER.validate_python(raw)
