@@ -19,40 +19,14 @@ from typing import Any
 
 import pytest
 
-from evpm.telemetry import FEATURES
+from evpm.telemetry import EXAMPLE_RECORD, FEATURES
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "tests" / "events"
 FUNCTIONS = ROOT / "functions"
 
-NOMINAL: dict[str, Any] = {
-    "vehicle_id": "EV-0042",
-    "timestamp": "2024-05-01T12:00:00.000000Z",
-    "SoC": 76.5,
-    "SoH": 94.2,
-    "Battery_Voltage": 398.0,
-    "Battery_Current": 42.0,
-    "Battery_Temperature": 31.5,
-    "Charge_Cycles": 412.0,
-    "Motor_Temperature": 62.0,
-    "Motor_Vibration": 1.2,
-    "Motor_Torque": 180.0,
-    "Motor_RPM": 5200.0,
-    "Power_Consumption": 18.4,
-    "Brake_Pad_Wear": 22.0,
-    "Brake_Pressure": 12.0,
-    "Reg_Brake_Efficiency": 71.0,
-    "Tire_Pressure": 35.0,
-    "Tire_Temperature": 28.0,
-    "Suspension_Load": 520.0,
-    "Ambient_Temperature": 21.0,
-    "Ambient_Humidity": 48.0,
-    "Load_Weight": 180.0,
-    "Driving_Speed": 64.0,
-    "Distance_Traveled": 48210.0,
-    "Idle_Time": 312.0,
-    "Route_Roughness": 2.1,
-}
+# A nominal vehicle: the schema's own documented example, so the two cannot drift apart.
+NOMINAL: dict[str, Any] = dict(EXAMPLE_RECORD)
 assert tuple(k for k in NOMINAL if k not in ("vehicle_id", "timestamp")) == FEATURES
 
 

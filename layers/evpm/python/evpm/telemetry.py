@@ -134,7 +134,7 @@ def format_timestamp(value: datetime) -> str:
     return value.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
 
 
-_EXAMPLE: dict[str, Any] = {
+EXAMPLE_RECORD: dict[str, Any] = {
     "vehicle_id": "EV-0042",
     "timestamp": "2024-05-01T12:00:00.000000Z",
     "SoC": 76.5,
@@ -177,7 +177,7 @@ class TelemetryRecord(BaseModel):
         extra="forbid",
         frozen=True,
         field_title_generator=lambda name, _info: name,
-        json_schema_extra={"examples": [_EXAMPLE]},
+        json_schema_extra={"examples": [EXAMPLE_RECORD]},
     )
 
     vehicle_id: str = Field(
