@@ -6,19 +6,11 @@ import json
 
 import httpx
 
+from evpm.telemetry import EXAMPLE_RECORD
 from tests.integration.conftest import System
 
-RECORD = {
-    "vehicle_id": "EV-API-0001", "timestamp": "2026-03-01T12:00:00Z",
-    "SoC": 76.0, "SoH": 93.0, "Battery_Voltage": 380.0, "Battery_Current": 40.0,
-    "Battery_Temperature": 29.0, "Charge_Cycles": 420.0, "Motor_Temperature": 61.0,
-    "Motor_Vibration": 0.6, "Motor_Torque": 150.0, "Motor_RPM": 4200.0,
-    "Power_Consumption": 22.0, "Brake_Pad_Wear": 20.0, "Brake_Pressure": 30.0,
-    "Reg_Brake_Efficiency": 80.0, "Tire_Pressure": 33.0, "Tire_Temperature": 30.0,
-    "Suspension_Load": 450.0, "Ambient_Temperature": 18.0, "Ambient_Humidity": 50.0,
-    "Load_Weight": 300.0, "Driving_Speed": 70.0, "Distance_Traveled": 120.0,
-    "Idle_Time": 10.0, "Route_Roughness": 0.2,
-}
+# The schema's documented example (a nominal vehicle) under this suite's own id.
+RECORD = {**EXAMPLE_RECORD, "vehicle_id": "EV-API-0001", "timestamp": "2026-03-01T12:00:00Z"}
 
 
 def test_health_needs_no_key(system: System) -> None:
