@@ -14,7 +14,9 @@ STATE_DIR ?= $(CURDIR)/.state
 # The test run uses its own emulator and state, beside any developer emulator on 4566.
 TEST_PORT ?= 4576
 TEST_MLFLOW_PORT ?= 5076
-TEST_ENV := EVPM_STATE_DIR=$(CURDIR)/.state/test EVPM_EMULATOR_PORT=$(TEST_PORT) EVPM_MLFLOW_PORT=$(TEST_MLFLOW_PORT)
+TEST_EMULATOR_PORT ?= 4597
+TEST_STATE ?= $(CURDIR)/.state/test
+TEST_ENV := EVPM_STATE_DIR=$(TEST_STATE) EVPM_EMULATOR_PORT=$(TEST_PORT) EVPM_MLFLOW_PORT=$(TEST_MLFLOW_PORT) EVPM_TEST_EMULATOR_PORT=$(TEST_EMULATOR_PORT)
 
 .PHONY: help up down status test check lint unit infra integration deps runtime clean bench-models
 
@@ -69,11 +71,11 @@ infra: $(VENV)/.stamp ## CDK template tests (no emulator)
 check: lint unit infra ## The fast suite
 
 integration: deps ## Integration tests against an emulator this run starts and stops
-	@$(MAKE) --no-print-directory STATE_DIR=$(CURDIR)/.state/test runtime
+	@$(MAKE) --no-print-directory STATE_DIR=$(TEST_STATE) runtime
 	@$(TEST_ENV) $(VENV)/bin/python -m pytest tests/integration -q
 
 test: deps ## Everything: lint, unit, infra, integration
-	@$(MAKE) --no-print-directory STATE_DIR=$(CURDIR)/.state/test runtime
+	@$(MAKE) --no-print-directory STATE_DIR=$(TEST_STATE) runtime
 	@$(VENV)/bin/ruff check .
 	@$(TEST_ENV) $(VENV)/bin/python -m pytest tests -q --durations=15 -p no:cacheprovider
 
