@@ -94,12 +94,22 @@ def _group_position(units: np.ndarray) -> np.ndarray:
     return np.arange(n) - run
 
 
-def compute(values: np.ndarray, units: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+def compute(
+    values: np.ndarray,
+    units: np.ndarray,
+    spec: FeatureSpec,
+    rows: np.ndarray | None = None,
+) -> np.ndarray:
     """Feature matrix ``(n, len(spec.names()))`` from ``values`` ``(n, len(spec.inputs))``.
 
     ``units`` labels each row's unit; rows must be sorted by unit then time. Windows shorter
     than requested at the start of a unit use the rows available (so the first row's mean is
     its own value, its std and slope 0).
+
+    ``rows`` (indices) limits the output to those rows while still reading their history: a
+    server that holds each vehicle's recent readings asks for the features of the new ones
+    only. Every output number is computed by the same operations in the same order as in a
+    full call, so the two agree bit for bit.
 
     Example: ``compute(np.ones((3, 1)), np.zeros(3), FeatureSpec(signals=("a",),
     windows=(2,), stats=("mean",)))`` is ``[[1, 1]] * 3``.
@@ -108,8 +118,14 @@ def compute(values: np.ndarray, units: np.ndarray, spec: FeatureSpec) -> np.ndar
     if x_all.ndim != 2 or x_all.shape[1] != len(spec.inputs):
         raise ValueError(f"values must have shape (n, {len(spec.inputs)}) (got {x_all.shape})")
     n_sig = len(spec.signals)
-    x = np.ascontiguousarray(x_all[:, :n_sig])
-    pos = _group_position(np.asarray(units))
+    x_src = np.ascontiguousarray(x_all[:, :n_sig])
+    pos_all = _group_position(np.asarray(units))
+    if rows is None:
+        x, pos, idx = x_src, pos_all, None
+    else:
+        idx = np.asarray(rows, dtype=np.int64)
+        x, pos = x_src[idx], pos_all[idx]
+        x_all = x_all[idx]
     blocks: list[np.ndarray] = [x] if spec.include_raw else []
     horizon = spec.max_window
     alphas = [2.0 / (s + 1.0) for s in spec.ewm_spans]
@@ -129,9 +145,12 @@ def compute(values: np.ndarray, units: np.ndarray, spec: FeatureSpec) -> np.ndar
         # ``lag`` holds the reading j rows back, or 0 where that row belongs to another unit.
         if j == 0:
             lag[:] = x
-        else:
+        elif idx is None:
             lag[:j] = 0.0
             lag[j:] = x[:-j]
+            lag[pos < j] = 0.0
+        else:
+            lag[:] = x_src[np.maximum(idx - j, 0)]
             lag[pos < j] = 0.0
         if j < longest:
             s0 += lag

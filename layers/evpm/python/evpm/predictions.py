@@ -86,6 +86,21 @@ class Prediction(BaseModel):
         description="model name → version that produced this prediction"
     )
     scored_at: datetime
+    anomaly_score: float | None = Field(
+        default=None, description="ev-anomaly: how unusual the reading is (higher = more)"
+    )
+    is_anomaly: bool | None = Field(
+        default=None, description="ev-anomaly: score above the model's threshold"
+    )
+    predicted_failure: str | None = Field(
+        default=None, description="ev-classifier: the likeliest failure mode ('none' = healthy)"
+    )
+    failure_probabilities: dict[str, float] | None = Field(
+        default=None, description="ev-classifier: probability of each failure mode"
+    )
+    rul_hours: float | None = Field(
+        default=None, ge=0, description="ev-rul: hours until the next failure threshold"
+    )
 
     @field_validator("scored_at")
     @classmethod
@@ -95,6 +110,23 @@ class Prediction(BaseModel):
     @field_serializer("scored_at", when_used="json")
     def _serialise_scored_at(self, value: datetime) -> str:
         return format_timestamp(value)
+
+
+_MODEL_FIELDS = (
+    "anomaly_score",
+    "is_anomaly",
+    "predicted_failure",
+    "failure_probabilities",
+    "rul_hours",
+)
+
+
+def _model_value(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: float(v) for k, v in value.items()}
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
 
 
 def to_item(prediction: Prediction, *, ttl_days: int | None = None) -> dict[str, Any]:
@@ -116,6 +148,16 @@ def to_item(prediction: Prediction, *, ttl_days: int | None = None) -> dict[str,
         "model_versions": dict(prediction.model_versions),
         "scored_at": format_timestamp(prediction.scored_at),
     }
+    for key in _MODEL_FIELDS:
+        value = getattr(prediction, key)
+        if value is None:
+            continue
+        if isinstance(value, dict):
+            item[key] = {k: Decimal(repr(float(v))) for k, v in value.items()}
+        elif isinstance(value, bool | str):
+            item[key] = value
+        else:
+            item[key] = Decimal(repr(float(value)))
     if ttl_days:
         expires = prediction.scored_at + timedelta(days=ttl_days)
         item[TTL_ATTRIBUTE] = int(expires.timestamp())
@@ -137,4 +179,5 @@ def from_item(item: Mapping[str, Any]) -> Prediction:
         findings=[Finding.model_validate(f) for f in item.get("findings", [])],
         model_versions=dict(item["model_versions"]),
         scored_at=datetime.strptime(item["scored_at"], TIMESTAMP_FORMAT).replace(tzinfo=UTC),
+        **{k: _model_value(item[k]) for k in _MODEL_FIELDS if item.get(k) is not None},
     )

@@ -15,6 +15,7 @@ import numpy as np
 
 from evpm import health
 from evpm.predictions import Prediction, record_id
+from evpm.serving import History, ServedModels, score_models
 from evpm.telemetry import TelemetryRecord, to_matrix
 
 __all__ = ["RULES_SCORER", "RulesScorer", "Scorer", "score_records"]
@@ -52,10 +53,15 @@ def score_records(
     records: Sequence[TelemetryRecord],
     *,
     scorer: Scorer = RULES_SCORER,
+    models: ServedModels | None = None,
+    history: History | None = None,
     now: datetime | None = None,
 ) -> list[Prediction]:
     """Score readings in one vectorised call; the i-th prediction belongs to the i-th record.
 
+    The rules give every reading its health summary; the pinned ``models`` (when any are
+    served) add the anomaly score, the failure-mode probabilities and the RUL, each reading's
+    features taken from its vehicle's ``history``. ``model_versions`` names every model used.
     ``now`` stamps ``scored_at`` (defaults to the current UTC time; pass it for reproducible
     output).
 
@@ -66,13 +72,32 @@ def score_records(
     if not records:
         return []
     scored_at = now or datetime.now(UTC)
-    assessments = scorer.assess(to_matrix(records))
+    matrix = to_matrix(records)
+    assessments = scorer.assess(matrix)
     if len(assessments) != len(records):
         raise ValueError(
             f"scorer {scorer.name}/{scorer.version} returned {len(assessments)} assessments "
             f"for {len(records)} records"
         )
     versions = {scorer.name: scorer.version}
+    extra: list[dict[str, object]] = [{} for _ in records]
+    if models is not None and models.bundles:
+        times = np.array([r.timestamp.timestamp() for r in records], dtype=np.float64)
+        out = score_models(models, [r.vehicle_id for r in records], times, matrix, history)
+        versions |= models.version_labels()
+        for i, fields in enumerate(extra):
+            if out.anomaly_score is not None:
+                fields["anomaly_score"] = float(out.anomaly_score[i])
+                fields["is_anomaly"] = (
+                    bool(out.is_anomaly[i]) if out.is_anomaly is not None else None
+                )
+            if out.failure_proba is not None and out.failure_mode is not None:
+                fields["predicted_failure"] = str(out.failure_mode[i])
+                fields["failure_probabilities"] = dict(
+                    zip(out.classes, map(float, out.failure_proba[i]), strict=True)
+                )
+            if out.rul_hours is not None:
+                fields["rul_hours"] = float(out.rul_hours[i])
     return [
         Prediction(
             vehicle_id=record.vehicle_id,
@@ -84,6 +109,7 @@ def score_records(
             findings=assessment.findings,
             model_versions=versions,
             scored_at=scored_at,
+            **fields,  # type: ignore[arg-type]
         )
-        for record, assessment in zip(records, assessments, strict=True)
+        for record, assessment, fields in zip(records, assessments, extra, strict=True)
     ]

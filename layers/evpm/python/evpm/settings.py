@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ApiSettings", "LogLevel", "ScorerSettings"]
+__all__ = ["ApiSettings", "LifecycleSettings", "LogLevel", "ScorerSettings"]
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
@@ -53,4 +53,19 @@ class ApiSettings(_FunctionSettings):
     MAX_BATCH: int = Field(default=500, ge=1, le=10_000, description="records per /predict/batch")
     ROLE_CACHE_SECONDS: float = Field(
         default=60, ge=0, le=3600, description="how long a warm container trusts a key's role"
+    )
+
+
+class LifecycleSettings(_FunctionSettings):
+    """Environment of the lifecycle steps (``functions/lifecycle``)."""
+
+    ARTIFACTS_BUCKET: str = Field(min_length=1, description="bucket for gate reports")
+    PINS_PARAMETER: str = Field(min_length=1, description="SSM parameter of the serving pins")
+    MLFLOW_URI_PARAMETER: str = Field(min_length=1, description="SSM parameter: MLflow URI")
+    API_FUNCTION: str = Field(min_length=1, description="API function the smoke test calls")
+    SCORER_FUNCTION: str = Field(min_length=1, description="scorer the smoke test calls")
+    POWERTOOLS_SERVICE_NAME: str = "evpm-lifecycle"
+    LOG_LEVEL: LogLevel = "INFO"
+    SMOKE_TIMEOUT_SECONDS: int = Field(
+        default=60, ge=5, le=600, description="how long serving may take to pick up new pins"
     )
