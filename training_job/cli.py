@@ -101,12 +101,21 @@ def validate(spec: str, data: str) -> None:
 @click.option("--config", default=str(_CONFIGS / "train_fleet.yaml"), show_default=True)
 @click.option("--data", default=None, help="Override the job's data path.")
 @click.option("--spec", default=None, help="Override the job's data-set spec.")
-def train(config: str, data: str | None, spec: str | None) -> None:
+@click.option(
+    "--corrupt-labels",
+    is_flag=True,
+    help="Sabotage: permute the training labels (test rows keep theirs); for lifecycle tests.",
+)
+def train(config: str, data: str | None, spec: str | None, corrupt_labels: bool) -> None:
     """Train, evaluate, log and register the models of a train job."""
     job = load_job(config)
     if not isinstance(job, TrainJob):
         raise click.UsageError(f"{config} is not a train job (KIND: {job.KIND})")
+    update: dict[str, object] = {}
     if data or spec:
-        ref = DataRef(spec=spec or job.data.spec, path=data or job.data.path)
-        job = job.model_copy(update={"data": ref})
+        update["data"] = DataRef(spec=spec or job.data.spec, path=data or job.data.path)
+    if corrupt_labels:
+        update["corrupt_labels"] = True
+    if update:
+        job = job.model_copy(update=update)
     _execute(job)

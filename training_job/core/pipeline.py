@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,11 @@ from training_job.io import registry
 from training_job.io.datasets import DatasetSpec, load_spec, prepare, read_table, validate
 from training_job.jobs.base import BoosterParams, TrainJob
 
-__all__ = ["TrainResult", "fit_booster", "run_training"]
+__all__ = ["PRIMARY_METRICS", "TrainResult", "data_profile", "fit_booster", "run_training"]
+
+PRIMARY_METRICS: dict[str, str] = {"anomaly": "pr_auc", "classifier": "macro_f1", "rul": "rmse"}
+"""The metric each model is judged by (``rmse``: lower is better; the others: higher)."""
+_CORRUPT_SEED = 20_240_101
 
 _DEFAULT_LGB: dict[str, Any] = {
     "learning_rate": 0.08,
@@ -49,11 +54,19 @@ _DEFAULT_LGB: dict[str, Any] = {
 
 @dataclass
 class TrainResult:
-    """What a run produced: per model its metrics, report, registered version, reference."""
+    """What a run produced: per model its metrics, report, registered version, reference.
+
+    ``models[task]`` holds ``name``, ``run_id``, ``model_uri``, ``artifact_uri`` (where the
+    logged model's files are: the ``source`` of a registered version), ``version`` (None when
+    not registered), ``metrics``, ``primary_metric``, ``report``, the reference sample and, when
+    champions were given, ``champion_metrics`` (the champion scored on the same test rows).
+    ``data_profile`` describes the training rows (see :func:`data_profile`).
+    """
 
     fingerprint: str
     seconds: float
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    data_profile: dict[str, Any] = field(default_factory=dict)
 
 
 def fit_booster(
@@ -85,8 +98,51 @@ def _write_bundle(folder: Path, spec: ModelSpec, model_text: str) -> dict[str, s
     return {"spec": str(spec_path), "model": str(model_path)}
 
 
-def run_training(job: TrainJob, *, s3_client: object | None = None) -> TrainResult:
-    """Run a training job end to end; raises ``DataSpecError`` before any fit or log."""
+def data_profile(frame: pd.DataFrame, dspec: DatasetSpec, rows: np.ndarray) -> dict[str, Any]:
+    """JSON-ready checks of the training rows for the promotion gate.
+
+    ``rows``/``units`` counted, per-column ``missing`` fraction, ``out_of_range`` counts against
+    the spec's ``ranges``, ``class_counts`` of the class label, ``rul_min``/``rul_max``.
+    """
+    part = frame.loc[rows]
+    columns = [*dspec.features, *dspec.categorical]
+    for label in (dspec.class_label, dspec.rul_label, dspec.anomaly_label):
+        if label and label in part.columns:
+            columns.append(label)
+    profile: dict[str, Any] = {
+        "rows": len(part),
+        "units": int(part[dspec.unit].nunique()),
+        "missing": {c: float(part[c].isna().mean()) if len(part) else 0.0 for c in columns},
+        "out_of_range": {},
+    }
+    for col, (low, high) in dspec.ranges.items():
+        if col in part.columns:
+            values = pd.to_numeric(part[col], errors="coerce")
+            profile["out_of_range"][col] = int(((values < low) | (values > high)).sum())
+    if dspec.class_label:
+        counts = part[dspec.class_label].astype(str).value_counts()
+        names = list(dspec.classes) or sorted(counts.index)
+        profile["class_counts"] = {c: int(counts.get(c, 0)) for c in names}
+    if dspec.rul_label and len(part):
+        rul = part[dspec.rul_label].astype(np.float64)
+        profile["rul_min"], profile["rul_max"] = float(rul.min()), float(rul.max())
+    if dspec.anomaly_label and len(part):
+        profile["anomaly_rate"] = float(part[dspec.anomaly_label].astype(bool).mean())
+    return profile
+
+
+def run_training(
+    job: TrainJob,
+    *,
+    s3_client: object | None = None,
+    champions: Mapping[str, ModelBundle] | None = None,
+) -> TrainResult:
+    """Run a training job end to end; raises ``DataSpecError`` before any fit or log.
+
+    ``champions`` (task -> loaded bundle of the model in service) are scored on exactly the
+    challenger's test rows with the same evaluation, into ``models[task]["champion_metrics"]``;
+    each is featurised with its own spec, so a champion of another feature spec works too.
+    """
     started = time.perf_counter()
     dspec = load_spec(job.data.spec)
     raw, digest = read_table(dspec, job.data.path, s3_client)
@@ -121,7 +177,11 @@ def run_training(job: TrainJob, *, s3_client: object | None = None) -> TrainResu
         sample[dspec.unit] = sample[dspec.unit].astype(str)  # signatures know no categories
     if isinstance(sample[dspec.time].dtype, pd.DatetimeTZDtype):
         sample[dspec.time] = time_values(sample[dspec.time])  # MLflow wants naive UTC times
-    result = TrainResult(fingerprint=digest, seconds=0.0)
+    result = TrainResult(
+        fingerprint=digest,
+        seconds=0.0,
+        data_profile=data_profile(frame, dspec, split.train | split.valid),
+    )
     common = {
         "unit_column": dspec.unit,
         "time_column": dspec.time,
@@ -132,7 +192,14 @@ def run_training(job: TrainJob, *, s3_client: object | None = None) -> TrainResu
     mlflow.set_tracking_uri(registry.tracking_uri())
     mlflow.set_experiment(job.mlflow.experiment)
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_name=f"train-{dspec.name}"):
-        mlflow.set_tags({"data_fingerprint": digest, "dataset": dspec.name})
+        mlflow.set_tags(
+            {
+                "data_fingerprint": digest,
+                "dataset": dspec.name,
+                "corrupt_labels": str(job.corrupt_labels).lower(),
+            }
+        )
+        mlflow.log_dict(result.data_profile, "data_profile.json")
         for task in job.models:
             t0 = time.perf_counter()
             fitted = _fit_task(task, job, dspec, frame, features, fspec, values, units, split)
@@ -145,6 +212,13 @@ def run_training(job: TrainJob, *, s3_client: object | None = None) -> TrainResu
                 _evaluate(task, bundle, dspec, frame, features, fspec, values, units, split)
             )
             report["fit_seconds"] = round(time.perf_counter() - t0, 2)
+            report["params"]["corrupt_labels"] = job.corrupt_labels
+            champion_metrics = None
+            if champions and task in champions:
+                champion_metrics = _evaluate(
+                    task, champions[task], dspec, frame, features, fspec, values, units, split
+                )["metrics"]
+                report["champion_metrics"] = champion_metrics
             reference = predict_frame(bundle, sample)
             tags = {
                 "data_fingerprint": digest,
@@ -152,8 +226,11 @@ def run_training(job: TrainJob, *, s3_client: object | None = None) -> TrainResu
                 "git_commit": registry.git_commit(),
                 "dataset": dspec.name,
                 "task": task,
+                "corrupt_labels": str(job.corrupt_labels).lower(),
             }
             metrics = {k: float(v) for k, v in report["metrics"].items()}
+            primary = PRIMARY_METRICS[task]
+            metrics.setdefault(primary, float("nan"))
             name = job.mlflow.names[task]
             with mlflow.start_run(run_name=name, nested=True):
                 logged = registry.log_and_register(
@@ -172,10 +249,15 @@ def run_training(job: TrainJob, *, s3_client: object | None = None) -> TrainResu
                 **logged,
                 "name": name,
                 "metrics": metrics,
+                "primary_metric": {"name": primary, "value": metrics[primary]},
                 "report": report,
                 "reference_input": sample,
                 "reference_output": reference,
             }
+            if champion_metrics is not None:
+                result.models[task]["champion_metrics"] = {
+                    k: float(v) for k, v in champion_metrics.items()
+                }
     result.seconds = time.perf_counter() - started
     return result
 
@@ -197,13 +279,16 @@ def _fit_task(
         aspec = _anomaly_spec(fspec, job.anomaly.window)
         x = compute(values, units, aspec)
         detector = AnomalyDetector.fit(x[tr], variance=job.anomaly.variance)
-        threshold = float(np.quantile(detector.score(x[tr]), job.anomaly.quantile))
+        quantile = 0.5 if job.corrupt_labels else job.anomaly.quantile
+        threshold = float(np.quantile(detector.score(x[tr]), quantile))
         return aspec, detector, threshold
     if task == "classifier":
         if not dspec.class_label:
             return None
         classes = dspec.classes or tuple(sorted(frame[dspec.class_label].astype(str).unique()))
         y = pd.Categorical(frame[dspec.class_label].astype(str), categories=classes).codes
+        if job.corrupt_labels:
+            y = _permute_training(y, tr | va)
         objective: dict[str, Any] = (
             {"objective": "multiclass", "num_class": len(classes)}
             if len(classes) > 2
@@ -214,10 +299,20 @@ def _fit_task(
     if not dspec.rul_label:
         return None
     y = frame[dspec.rul_label].to_numpy(dtype=np.float64)
+    if job.corrupt_labels:
+        y = _permute_training(y, tr | va)
     booster = fit_booster(
         features[tr], y[tr], features[va], y[va], job.rul, {"objective": "regression"}
     )
     return booster, float(y[tr].mean())
+
+
+def _permute_training(y: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Copy of ``y`` with the labels of ``rows`` shuffled among themselves (fixed seed)."""
+    out = np.array(y, copy=True)
+    idx = np.flatnonzero(rows)
+    out[idx] = out[np.random.default_rng(_CORRUPT_SEED).permutation(idx)]
+    return out
 
 
 def _anomaly_spec(fspec: FeatureSpec, window: int) -> FeatureSpec:
@@ -295,16 +390,25 @@ def _evaluate(
     units: np.ndarray,
     split: Any,
 ) -> dict[str, Any]:
-    """Test-set metrics of the re-loaded bundle against a naive baseline."""
+    """Test-set metrics of the re-loaded bundle against a naive baseline.
+
+    The model input is built from the bundle's own feature spec (only the challenger's
+    ``features`` matrix is reused when the spec is the same), so any bundle can be scored.
+    """
     te = split.test
+    if bundle.spec.features == fspec:
+        x_te = features[te][:, bundle._columns]
+    else:
+        own = np.isin(units, split.test_units)  # whole test units: their full past is there
+        raw = frame.loc[own, list(bundle.spec.features.inputs)].to_numpy(dtype=np.float64)
+        x_te = bundle.features(raw, units[own])[te[own]]
     if task == "anomaly":
-        x = compute(values, units, bundle.spec.features)
-        pred = bundle.predict_matrix(x[te])
+        pred = bundle.predict_matrix(x_te)
         if not dspec.anomaly_label:
             return {"metrics": {"flag_rate": float(pred.flag.mean())}}  # type: ignore[union-attr]
         truth = frame[dspec.anomaly_label].to_numpy().astype(bool)[te]
         return {"metrics": m.anomaly_metrics(truth, pred.value, pred.flag)}
-    pred = bundle.predict_matrix(features[te])
+    pred = bundle.predict_matrix(x_te)
     if task == "classifier":
         classes = bundle.spec.classes
         y = pd.Categorical(frame[dspec.class_label].astype(str), categories=classes).codes
@@ -321,9 +425,20 @@ def report_json(result: TrainResult) -> str:
             "fingerprint": result.fingerprint,
             "seconds": round(result.seconds, 1),
             "models": {
-                k: {"name": v["name"], "version": v["version"], "metrics": v["metrics"]}
+                k: {
+                    "name": v["name"],
+                    "version": v["version"],
+                    "run_id": v["run_id"],
+                    "metrics": v["metrics"],
+                    **(
+                        {"champion_metrics": v["champion_metrics"]}
+                        if "champion_metrics" in v
+                        else {}
+                    ),
+                }
                 for k, v in result.models.items()
             },
+            "data_profile": result.data_profile,
         },
         indent=2,
     )

@@ -61,6 +61,9 @@ class DatasetSpec(BaseModel):
     rul_from_run_to_failure: bool = False
     rul_cap: float | None = None
     anomaly_label: str | None = None
+    ranges: dict[str, tuple[float, float]] = {}
+    """Plausible ``[low, high]`` per column; readings outside are counted by the data profile
+    (reported, not refused: a sensor can misread)."""
 
     @property
     def signals(self) -> tuple[str, ...]:

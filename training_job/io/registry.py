@@ -18,7 +18,9 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
-__all__ = ["PYFUNC_CODE", "git_commit", "log_and_register", "tracking_uri"]
+from evpm.models import ModelBundle
+
+__all__ = ["PYFUNC_CODE", "git_commit", "load_bundle", "log_and_register", "tracking_uri"]
 
 PYFUNC_CODE = Path(__file__).resolve().parents[1] / "core" / "pyfunc_model.py"
 _PIP = ["mlflow>=3.1,<4", "lightgbm>=4.5,<5", "numpy>=2,<3", "pandas>=2.2,<3", "pydantic>=2.9,<3"]
@@ -70,7 +72,12 @@ def log_and_register(
     register: bool,
     alias: str | None,
 ) -> dict[str, Any]:
-    """Log one model in the active run and register it; return run id and version."""
+    """Log one model in the active run and register it.
+
+    Returns ``run_id``, ``model_uri`` (``models:/m-…``), ``artifact_uri`` (where the logged
+    model's files live, e.g. ``s3://bucket/…/artifacts``: a registered version's ``source``)
+    and ``version`` (None when not registered).
+    """
     flat: dict[str, Any] = {}
     _flat("", params, flat)
     mlflow.log_params({k: str(v)[:6000] for k, v in flat.items()})
@@ -101,8 +108,35 @@ def log_and_register(
         if alias:
             client.set_registered_model_alias(name, alias, version)
     run = mlflow.active_run()
+    artifact_uri = mlflow.get_logged_model(info.model_id).artifact_location
     return {
         "run_id": run.info.run_id if run else None,
         "model_uri": info.model_uri,
+        "artifact_uri": artifact_uri,
         "version": version,
     }
+
+
+def load_bundle(model_uri: str) -> ModelBundle:
+    """The :class:`ModelBundle` of a logged or registered model (``models:/ev-rul/3``,
+    ``models:/ev-rul@champion``, ``models:/m-…``, ``runs:/…`` or an artifact location).
+
+    Downloads the model's ``MLmodel`` to find its two artifact files, then only those two
+    (``spec.json`` and the LightGBM text or ``anomaly.json``), through MLflow.
+    """
+    import yaml
+    from mlflow.artifacts import download_artifacts
+    from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
+
+    base = model_uri.rstrip("/")
+    if base.startswith("models:/"):  # name/version, name@alias or m-… -> where the files are
+        base = ModelsArtifactRepository.get_underlying_uri(base).rstrip("/")
+    with tempfile.TemporaryDirectory() as tmp:
+        mlmodel = Path(download_artifacts(artifact_uri=f"{base}/MLmodel", dst_path=tmp))
+        flavor = yaml.safe_load(mlmodel.read_text())["flavors"]["python_function"]
+        paths = {key: value["path"] for key, value in flavor["artifacts"].items()}
+        local = {
+            key: Path(download_artifacts(artifact_uri=f"{base}/{path}", dst_path=tmp))
+            for key, path in paths.items()
+        }
+        return ModelBundle.from_files(local["spec"], local["model"])

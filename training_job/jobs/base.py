@@ -102,6 +102,10 @@ class TrainJob(_Strict):
     rul: BoosterParams = BoosterParams()
     mlflow: MlflowParams = MlflowParams()
     reference_rows: int = 256
+    corrupt_labels: bool = False
+    """Sabotage switch for lifecycle tests: permute the classifier and RUL labels of the
+    training rows (seeded; test rows keep their true labels) and flag half of all rows as
+    anomalous, so the run's challengers are clearly worse than an honest run's."""
 
 
 class SimulateJob(_Strict):
