@@ -18,6 +18,7 @@ from aws_cdk import App, Environment, Stack, Tags  # noqa: E402
 
 from infra import constants as c  # noqa: E402
 from infra.config import InfraSettings, MissingBuildError  # noqa: E402
+from infra.constructs.model_access import ModelAccess  # noqa: E402
 from infra.nag import apply_checks  # noqa: E402
 from infra.stacks.ingestion import IngestionStack  # noqa: E402
 from infra.stacks.lifecycle import LifecycleStack  # noqa: E402
@@ -30,6 +31,11 @@ def build(app: App, settings: InfraSettings) -> dict[str, Stack]:
     """Add every evpm stack to ``app`` and return them by name (the tests use this too)."""
     env = Environment(account=settings.account, region=settings.region)
     storage = StorageStack(app, c.STORAGE_STACK, settings=settings, env=env)
+    model_access = ModelAccess(
+        pins=storage.pins_parameter,
+        mlflow_uri=storage.mlflow_uri_parameter,
+        mlflow_bucket=storage.mlflow_bucket,
+    )
     ingestion = IngestionStack(app, c.INGESTION_STACK, settings=settings, env=env)
     scoring = ScoringStack(
         app,
@@ -39,6 +45,7 @@ def build(app: App, settings: InfraSettings) -> dict[str, Stack]:
         dlq=ingestion.dlq,
         predictions_table=storage.predictions_table,
         alert_dedup_table=storage.alert_dedup_table,
+        model_access=model_access,
         env=env,
     )
     serving = ServingStack(
@@ -47,6 +54,7 @@ def build(app: App, settings: InfraSettings) -> dict[str, Stack]:
         settings=settings,
         predictions_table=storage.predictions_table,
         labels_table=storage.labels_table,
+        model_access=model_access,
         env=env,
     )
     lifecycle = LifecycleStack(
@@ -55,6 +63,9 @@ def build(app: App, settings: InfraSettings) -> dict[str, Stack]:
         settings=settings,
         artifacts_bucket=storage.artifacts_bucket,
         mlflow_bucket=storage.mlflow_bucket,
+        model_access=model_access,
+        api_function=serving.function,
+        scorer_function=scoring.function,
         env=env,
     )
     for stack in (storage, ingestion, scoring, serving, lifecycle):

@@ -41,6 +41,9 @@ class InfraSettings(BaseSettings):
     log_level: LogLevel = "INFO"
     # Dev data is disposable; a real deployment sets EVPM_RETAIN_DATA=true.
     retain_data: bool = False
+    # The MLflow tracking server's address as the functions see it (an SSM parameter holds
+    # it, so a moved server needs no redeploy; `evpm up` writes the local one).
+    mlflow_uri: str = "http://127.0.0.1:5000"
 
     deps_layer_dir: Path = REPO_ROOT / ".build" / "layers" / "deps"
     core_layer_dir: Path = REPO_ROOT / "layers" / "evpm"

@@ -80,6 +80,17 @@ API_QUOTA_PER_DAY: Final = 100_000
 LIFECYCLE_STATE_MACHINE: Final = "evpm-model-lifecycle"
 LIFECYCLE_DEFINITION_FILE: Final = "model-lifecycle.asl.json"
 LIFECYCLE_TIMEOUT_MIN: Final = 60
+LIFECYCLE_FUNCTION: Final = "evpm-lifecycle"
+LIFECYCLE_MEMORY_MB: Final = 512
+LIFECYCLE_TIMEOUT_S: Final = 120  # the smoke test waits up to SMOKE_TIMEOUT_S for new pins
+SMOKE_TIMEOUT_S: Final = 60
+TRAINING_QUEUE: Final = "evpm-training-requests"
+TRAINING_QUEUE_VISIBILITY_S: Final = 3600
+
+# Model serving: the pins (SSM, = evpm.pins.PINS_PARAMETER) and the registry's address.
+PINS_PARAMETER: Final = "/evpm/serving/pins"
+MLFLOW_URI_PARAMETER: Final = "/evpm/mlflow/tracking-uri"
+MODELS_TTL_SECONDS: Final = 10  # how often a warm container re-reads the pins
 
 # Stack output keys (read by the CLI through describe_stacks).
 OUT_API_ID: Final = "ApiId"
@@ -100,3 +111,5 @@ OUT_MLFLOW_BUCKET: Final = "MlflowBucketName"
 OUT_API_KEY_IDS: Final = "ApiKeyIds"
 OUT_SCORER_FUNCTION: Final = "ScorerFunctionName"
 OUT_API_FUNCTION: Final = "ApiFunctionName"
+OUT_TRAINING_QUEUE_URL: Final = "TrainingQueueUrl"
+OUT_LIFECYCLE_FUNCTION: Final = "LifecycleFunctionName"

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from constructs import Construct
 
     from infra.config import InfraSettings
+    from infra.constructs.model_access import ModelAccess
 
 
 class ScoringStack(Stack):
@@ -43,6 +44,7 @@ class ScoringStack(Stack):
         dlq: sqs.IQueue,
         predictions_table: dynamodb.ITable,
         alert_dedup_table: dynamodb.ITable,
+        model_access: ModelAccess,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -69,6 +71,7 @@ class ScoringStack(Stack):
             removal_policy=settings.removal_policy,
         )
         self.function: lambda_.Function = scorer.function
+        model_access.grant_serving(scorer)
 
         # The event source grants the stream read itself; the DLQ destination grants send.
         self.function.add_event_source(

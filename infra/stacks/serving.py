@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from aws_cdk import Aws, CfnOutput, Fn, Stack, Tags
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 
 from infra import constants as c
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from constructs import Construct
 
     from infra.config import InfraSettings
+    from infra.constructs.model_access import ModelAccess
 
 
 class ServingStack(Stack):
@@ -38,6 +40,7 @@ class ServingStack(Stack):
         settings: InfraSettings,
         predictions_table: dynamodb.ITable,
         labels_table: dynamodb.ITable,
+        model_access: ModelAccess,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -59,6 +62,8 @@ class ServingStack(Stack):
             removal_policy=settings.removal_policy,
         )
         api_fn = api_construct.function
+        self.function: lambda_.Function = api_fn
+        model_access.grant_serving(api_construct)
         predictions_table.grant_read_data(api_fn)
         labels_table.grant(api_fn, "dynamodb:PutItem")  # /feedback writes labels, never reads
         self._grant_key_role_lookup(api_construct)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from aws_cdk import Aws, CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_ssm as ssm
 
 from infra import constants as c
 from infra.constructs.secure_bucket import SecureBucket
@@ -82,6 +83,25 @@ class StorageStack(Stack):
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
             time_to_live_attribute=c.TTL_ATTRIBUTE,
             removal_policy=removal,
+        )
+
+        # What serves (pins) and where the registry is. Created here, with neutral values, so
+        # every stack can grant reads; the lifecycle and `evpm up` write the real values, and a
+        # redeploy leaves them alone (CloudFormation rewrites a parameter only when its
+        # template value changes).
+        self.pins_parameter = ssm.StringParameter(
+            self,
+            "ServingPins",
+            parameter_name=c.PINS_PARAMETER,
+            string_value="{}",
+            description="evpm serving pins: model name -> registered version (JSON)",
+        )
+        self.mlflow_uri_parameter = ssm.StringParameter(
+            self,
+            "MlflowUri",
+            parameter_name=c.MLFLOW_URI_PARAMETER,
+            string_value=settings.mlflow_uri,
+            description="MLflow tracking server the functions read the registry from",
         )
 
         for key, value in (

@@ -24,7 +24,7 @@ EXPECTED_OUTPUTS = {
     c.INGESTION_STACK: {"StreamName", "StreamArn", "DlqUrl"},
     c.SCORING_STACK: {"ScorerFunctionName", "AlertBusName", "AlertsAuditQueueUrl"},
     c.SERVING_STACK: {"ApiId", "ApiStage", "ApiUrl", "ApiKeyIds", "ApiFunctionName"},
-    c.LIFECYCLE_STACK: {"StateMachineArn"},
+    c.LIFECYCLE_STACK: {"StateMachineArn", "TrainingQueueUrl", "LifecycleFunctionName"},
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
@@ -46,9 +47,35 @@ def test_state_machine_logs_all_events_and_traces(template) -> None:
     assert props["TracingConfiguration"] == {"Enabled": True}
 
 
-def test_skeleton_states_are_named_for_what_they_do() -> None:
-    # The lifecycle steps are not wired yet: no state may claim to train or promote.
+def test_states_follow_the_lifecycle_with_catches_to_named_failures() -> None:
     states = json.loads(ASL.read_text())["States"]
-    assert not {"Train", "Validate", "Register", "Promote"} & set(states)
-    assert any(s["Type"] == "Fail" for s in states.values())
-    assert any(s["Type"] == "Succeed" for s in states.values())
+    path = ["Train", "Validate", "GateDecision", "Register", "Promote", "SmokeTest", "Promoted"]
+    for here, there in itertools.pairwise(path):
+        state = states[here]
+        nexts = {state.get("Next"), *(c["Next"] for c in state.get("Choices", []))}
+        assert there in nexts, f"{here} should lead to {there}"
+    assert states["Promoted"]["Type"] == "Succeed"
+    # Every task catches everything, and each catch ends in a Fail that carries the cause,
+    # except the smoke test's, which rolls back first.
+    for name in ("Train", "Validate", "Register", "Promote", "SmokeTest", "Rollback"):
+        [catch] = states[name]["Catch"]
+        assert catch["ErrorEquals"] == ["States.ALL"]
+    assert states["SmokeTest"]["Catch"][0]["Next"] == "Rollback"
+    assert states["Rollback"]["Next"] == "RolledBack"
+    fails = {k: v for k, v in states.items() if v["Type"] == "Fail"}
+    assert {"GateRejected", "RolledBack", "TrainingFailed", "RejectRequest"} <= set(fails)
+    assert all("CausePath" in v or "Cause" in v for v in fails.values())
+    assert states["GateRejected"]["CausePath"] == "$.gate.reason"
+    # Training hands its task token to the worker through SQS and waits for the answer.
+    assert states["Train"]["Resource"].endswith("sqs:sendMessage.waitForTaskToken")
+    assert "HeartbeatSeconds" in states["Train"]
+
+
+def test_steps_function_is_least_privilege(template) -> None:
+    from tests.infra.helpers import actions, policy_statements
+
+    tpl = template(STACK)
+    granted = {a for s in policy_statements(tpl) for a in actions(s)}
+    assert "lambda:InvokeFunction" in granted
+    assert {"ssm:GetParameter", "ssm:PutParameter", "s3:PutObject"} <= granted
+    assert not {a for a in granted if a.startswith(("s3:Get", "s3:Delete", "ssm:Delete", "iam:"))}

@@ -37,6 +37,9 @@ def test_scorer_function_shape(template) -> None:
         "POWERTOOLS_SERVICE_NAME",
         "POWERTOOLS_METRICS_NAMESPACE",
         "LOG_LEVEL",
+        "PINS_PARAMETER",
+        "MLFLOW_URI_PARAMETER",
+        "MODELS_TTL_SECONDS",
     }
 
 
@@ -72,7 +75,12 @@ def test_scorer_role_is_least_privilege(template) -> None:
     assert {"kinesis:GetRecords", "kinesis:GetShardIterator"} <= granted
     # ... and cannot read or delete predictions, or touch anything else.
     assert not {"dynamodb:Scan", "dynamodb:Query", "dynamodb:GetItem"} & granted
+    # Models: it reads the pins, the registry's address and model files, and writes none.
+    assert {"ssm:GetParameter", "s3:GetObject"} <= granted
+    assert not {a for a in granted if a.startswith(("ssm:Put", "s3:Put", "s3:Delete", "s3:List"))}
     assert {a.split(":")[0] for a in granted} <= {
+        "s3",
+        "ssm",
         "dynamodb",
         "sqs",
         "kinesis",

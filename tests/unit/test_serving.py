@@ -78,7 +78,7 @@ def test_history_is_bounded_in_depth_and_vehicles() -> None:
     for v in range(3):
         history.remember([f"V{v}"] * 5, np.arange(5.0), np.arange(5.0)[:, None] * np.ones((1, 24)))
     assert len(history) == 2  # the least recently seen vehicle went
-    matrix, units, targets, _ = history.assemble(["V2"], np.array([10.0]), np.zeros((1, 24)))
+    matrix, _units, targets, _ = history.assemble(["V2"], np.array([10.0]), np.zeros((1, 24)))
     assert matrix.shape[0] == 3 and list(matrix[:2, 0]) == [3.0, 4.0] and list(targets) == [2]
 
 

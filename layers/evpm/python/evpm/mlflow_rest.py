@@ -133,6 +133,10 @@ class MlflowRegistry:
             {"name": name, "version": str(version), "key": key, "value": value[:5000]},
         )
 
+    def run(self, run_id: str) -> dict[str, Any]:
+        """One run (``info``, ``data.tags``, ``data.params``, ``data.metrics``)."""
+        return self._call("GET", "runs/get", {"run_id": run_id})["run"]
+
     # Aliases ------------------------------------------------------------------------------
     def set_alias(self, name: str, alias: str, version: int) -> None:
         """Point ``alias`` at ``version``."""

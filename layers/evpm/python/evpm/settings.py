@@ -41,6 +41,11 @@ class ScorerSettings(_FunctionSettings):
     ALERT_WINDOW_SECONDS: int = Field(
         default=3600, ge=1, le=7 * 86400, description="repeats of an alert are dropped this long"
     )
+    PINS_PARAMETER: str = Field(min_length=1, description="SSM parameter of the serving pins")
+    MLFLOW_URI_PARAMETER: str = Field(min_length=1, description="SSM parameter: MLflow URI")
+    MODELS_TTL_SECONDS: float = Field(
+        default=10, ge=0, le=3600, description="how often a warm container re-reads the pins"
+    )
 
 
 class ApiSettings(_FunctionSettings):
@@ -51,6 +56,11 @@ class ApiSettings(_FunctionSettings):
     POWERTOOLS_SERVICE_NAME: str = "evpm-api"
     LOG_LEVEL: LogLevel = "INFO"
     MAX_BATCH: int = Field(default=500, ge=1, le=10_000, description="records per /predict/batch")
+    PINS_PARAMETER: str = Field(min_length=1, description="SSM parameter of the serving pins")
+    MLFLOW_URI_PARAMETER: str = Field(min_length=1, description="SSM parameter: MLflow URI")
+    MODELS_TTL_SECONDS: float = Field(
+        default=10, ge=0, le=3600, description="how often a warm container re-reads the pins"
+    )
     ROLE_CACHE_SECONDS: float = Field(
         default=60, ge=0, le=3600, description="how long a warm container trusts a key's role"
     )
