@@ -34,7 +34,7 @@ from schemas import (
     HealthResponse,
     MessageBody,
     ModelsResponse,
-    NotImplementedBody,
+    MoveResponse,
     PredictionPage,
 )
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -42,11 +42,17 @@ from stores import DynamoLabelWriter, DynamoPredictionReader, LabelWriter, Predi
 
 import evpm
 from evpm.labels import Feedback, Label
+from evpm.mlflow_rest import MlflowError, MlflowRegistry
 from evpm.pagination import InvalidCursorError, decode_cursor, encode_cursor
+from evpm.pins import PinError
 from evpm.predictions import Prediction
 from evpm.scoring import score_records
+from evpm.serving import PinnedModels, ServedModels
 from evpm.settings import ApiSettings
 from evpm.telemetry import VEHICLE_ID_PATTERN, TelemetryRecord
+from evpm_aws.model_admin import ModelAdmin, SsmPinStore, UnknownVersionError
+from evpm_aws.model_store import mlflow_uri
+from evpm_aws.serving import CANARY_KEY, answer_canary, pinned_models
 
 settings = ApiSettings()  # validated at cold start: a missing variable fails loudly
 logger = Logger(service=settings.POWERTOOLS_SERVICE_NAME, level=settings.LOG_LEVEL)
@@ -123,11 +129,25 @@ class BatchRequest(BaseModel):
     )
 
 
+class PromoteRequest(BaseModel):
+    """Which registered version of the model should serve."""
+
+    version: int = Field(ge=1, examples=[3], description="a registered version of this model")
+
+
+class RollbackRequest(BaseModel):
+    """Where to roll back to; by default the version with the ``previous`` alias."""
+
+    to: int | None = Field(default=None, ge=1, examples=[2])
+
+
 def create_app(
     *,
     roles: RoleResolver | None = None,
     predictions: PredictionReader | None = None,
     labels: LabelWriter | None = None,
+    pinned: PinnedModels | None = None,
+    admin: ModelAdmin | None = None,
 ) -> FastAPI:
     """Build the app: routes only parse, check the role, call the domain, and shape the reply.
 
@@ -147,27 +167,45 @@ def create_app(
     api.state.roles = roles or ApiKeyTagResolver(ttl_seconds=settings.ROLE_CACHE_SECONDS)
     api.state.predictions = predictions or DynamoPredictionReader(settings.PREDICTIONS_TABLE)
     api.state.labels = labels or DynamoLabelWriter(settings.LABELS_TABLE)
+    api.state.pinned = pinned  # None: this container's pinned models, built on first use
+    api.state.admin = admin
     api.add_middleware(StageRootPath)
     api.add_exception_handler(RequestValidationError, _validation_error)
     api.add_exception_handler(AccessDeniedError, access_denied)
     api.add_exception_handler(RoleLookupError, role_lookup_failed)
     api.add_exception_handler(ClientError, _storage_unavailable)
     api.add_exception_handler(BotoCoreError, _storage_unavailable)
+    api.add_exception_handler(MlflowError, _registry_unavailable)
 
     @api.get("/health", tags=["ops"])
-    def health() -> HealthResponse:
+    def health(request: Request) -> HealthResponse:
         """Liveness and what serves; open to probes (no key needed)."""
-        return HealthResponse(status="ok", version=evpm.__version__, models=MODEL_VERSIONS)
+        served = _served(request)
+        return HealthResponse(
+            status="ok", version=evpm.__version__, models=MODEL_VERSIONS | served.version_labels()
+        )
 
     @api.post("/predict", tags=["predictions"], **protected("predict"))
-    def predict(record: TelemetryRecord) -> Prediction:
-        """Score one reading (not stored: the stream path stores)."""
-        return score_records([record])[0]
+    def predict(request: Request, record: TelemetryRecord) -> Prediction:
+        """Score one reading with the pinned models (not stored: the stream path stores).
+
+        A single reading has no history, so its rolling features are those of a vehicle's
+        first reading; send the vehicle's recent readings with ``/predict/batch`` for
+        history-aware features.
+        """
+        return score_records([record], models=_served(request))[0]
 
     @api.post("/predict/batch", tags=["predictions"], **protected("predict"))
-    def predict_batch(body: BatchRequest) -> BatchResponse:
-        """Score up to MAX_BATCH readings in one call."""
-        return BatchResponse(predictions=score_records(body.records), model_versions=MODEL_VERSIONS)
+    def predict_batch(request: Request, body: BatchRequest) -> BatchResponse:
+        """Score up to MAX_BATCH readings in one call.
+
+        Readings of the same vehicle are each other's history: every reading's rolling
+        features use that vehicle's earlier readings in the batch (never later ones).
+        """
+        served = _served(request)
+        scored = score_records(body.records, models=served)
+        versions = scored[0].model_versions if scored else MODEL_VERSIONS | served.version_labels()
+        return BatchResponse(predictions=scored, model_versions=versions)
 
     bad_cursor = {
         400: {
@@ -213,30 +251,56 @@ def create_app(
         logger.info("label stored", extra={"vehicle_id": label.vehicle_id, "ts": label.ts})
         return label
 
-    @api.get("/models", tags=["models"], **protected("models:read"))
-    def models() -> ModelsResponse:
-        """What serves now and what the registry holds."""
-        return ModelsResponse(serving=MODEL_VERSIONS, registry=[])
+    registry_down = {
+        503: {"model": MessageBody, "description": "the model registry is unreachable"},
+    }
+    conflict = {
+        404: {"model": MessageBody, "description": "no such registered version"},
+        409: {"model": MessageBody, "description": "the move is not possible (reason given)"},
+    }
 
-    lifecycle_missing = {501: {"model": NotImplementedBody, "description": "not available yet"}}
+    @api.get("/models", tags=["models"], **_merge(protected("models:read"), registry_down))
+    def models(request: Request) -> ModelsResponse:
+        """What serves now (pins, loaded versions) and every registered version with its
+        aliases, metrics and gate verdict."""
+        served = _served(request)
+        overview = _admin(request).overview()
+        return ModelsResponse(
+            serving=MODEL_VERSIONS | served.version_labels(),
+            pins=overview["pins"],
+            registry=overview["models"],
+            load_error=_pinned(request).last_error,
+        )
 
     @api.post(
         "/models/{name}/promote",
         tags=["models"],
-        **_merge(protected("models:promote"), lifecycle_missing),
+        **_merge(protected("models:promote"), conflict | registry_down),
     )
-    def promote(name: ModelName) -> JSONResponse:
-        """Make a registered version of ``name`` serve (ml-admin; lifecycle not deployed yet)."""
-        return _not_yet("promote", name)
+    def promote(request: Request, name: ModelName, body: PromoteRequest) -> MoveResponse:
+        """Serve a registered version of ``name`` (ml-admin): alias ``champion`` moves to it,
+        the old champion becomes ``previous``, and the serving pin follows."""
+        result = _move(lambda: _admin(request).promote(name, body.version))
+        logger.info(
+            "model promoted by hand", extra={"model": result["name"], "pins": result["pins"]}
+        )
+        return MoveResponse(**result)
 
     @api.post(
         "/models/{name}/rollback",
         tags=["models"],
-        **_merge(protected("models:rollback"), lifecycle_missing),
+        **_merge(protected("models:rollback"), conflict | registry_down),
     )
-    def rollback(name: ModelName) -> JSONResponse:
-        """Serve the previous version of ``name`` again (ml-admin; lifecycle not deployed yet)."""
-        return _not_yet("rollback", name)
+    def rollback(
+        request: Request, name: ModelName, body: RollbackRequest | None = None
+    ) -> MoveResponse:
+        """Serve the ``previous`` version of ``name`` again, or the one named in ``to``
+        (ml-admin)."""
+        result = _move(lambda: _admin(request).rollback(name, body.to if body else None))
+        logger.info(
+            "model rolled back by hand", extra={"model": result["name"], "pins": result["pins"]}
+        )
+        return MoveResponse(**result)
 
     return api
 
@@ -245,12 +309,59 @@ def _merge(route: dict[str, Any], responses: dict[int, Any]) -> dict[str, Any]:
     return {**route, "responses": {**route["responses"], **responses}}
 
 
-def _not_yet(action: str, name: str) -> JSONResponse:
-    body = NotImplementedBody(
-        detail=f"{action} of {name!r} is not available yet: the model lifecycle is not deployed"
+def _pinned(request: Request) -> PinnedModels:
+    if request.app.state.pinned is None:
+        request.app.state.pinned = pinned_models(ttl=settings.MODELS_TTL_SECONDS)
+    return request.app.state.pinned
+
+
+def _served(request: Request) -> ServedModels:
+    """The pinned models now; a failed reload keeps the old ones and is logged."""
+    pinned = _pinned(request)
+    served = pinned.current()
+    if pinned.last_error:
+        logger.warning("serving previous models", extra={"error": pinned.last_error})
+    return served
+
+
+def _admin(request: Request) -> ModelAdmin:
+    if request.app.state.admin is None:
+        import boto3
+
+        ssm = boto3.client("ssm")
+        request.app.state.admin = ModelAdmin(
+            lambda: MlflowRegistry(mlflow_uri(ssm)), SsmPinStore(ssm, settings.PINS_PARAMETER)
+        )
+    return request.app.state.admin
+
+
+def _move(action: Any) -> dict[str, Any]:
+    """Run a promotion or rollback; its refusals become 404/409 with the reason."""
+    try:
+        return action()
+    except UnknownVersionError as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from exc
+    except PinError as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from exc
+
+
+async def _registry_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("model registry call failed", exc_info=exc)
+    return JSONResponse(
+        status_code=503,
+        content={"detail": f"model registry unavailable; retry shortly ({exc})"},
+        headers={"Retry-After": "5"},
     )
-    return JSONResponse(status_code=501, content=body.model_dump())
 
 
 app = create_app()
-handler = Mangum(app, lifespan="off")
+_asgi = Mangum(app, lifespan="off")
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Lambda entry point (``app.handler``): API Gateway events, or the lifecycle's canary."""
+    if CANARY_KEY in event:
+        pinned = app.state.pinned or pinned_models(ttl=settings.MODELS_TTL_SECONDS)
+        app.state.pinned = pinned
+        return answer_canary(event, pinned)
+    return _asgi(event, context)

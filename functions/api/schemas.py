@@ -15,7 +15,7 @@ __all__ = [
     "HealthResponse",
     "MessageBody",
     "ModelsResponse",
-    "NotImplementedBody",
+    "MoveResponse",
     "PredictionPage",
 ]
 
@@ -45,19 +45,35 @@ class PredictionPage(BaseModel):
 
 
 class ModelsResponse(BaseModel):
-    """What serves now (model name → version) and what the registry holds."""
+    """What serves now and what the registry holds."""
 
-    serving: dict[str, str] = Field(examples=[MODEL_VERSIONS])
-    registry: list[dict[str, Any]] = Field(
-        default_factory=list, description="registered models and versions (empty until MLflow)"
+    serving: dict[str, str] = Field(
+        description="model name → version serving now in this container",
+        examples=[{"health": "rules-v1", "ev-anomaly": "1", "ev-classifier": "1", "ev-rul": "1"}],
     )
+    pins: dict[str, int] = Field(
+        default_factory=dict,
+        description="the serving pins (SSM): what every container loads within its TTL",
+        examples=[{"ev-anomaly": 1, "ev-classifier": 1, "ev-rul": 1}],
+    )
+    registry: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="per model: aliases and versions with metrics, gate verdict and lineage",
+    )
+    load_error: str | None = Field(
+        default=None, description="why the latest pins could not be loaded (old ones serve)"
+    )
+
+
+class MoveResponse(BaseModel):
+    """The result of a promotion or rollback."""
+
+    name: str = Field(examples=["ev-rul"])
+    champion: int | None = Field(examples=[2])
+    previous: int | None = Field(examples=[1])
+    pins_before: dict[str, int] = Field(examples=[{"ev-rul": 1}])
+    pins: dict[str, int] = Field(examples=[{"ev-rul": 2}])
 
 
 class MessageBody(BaseModel):
     detail: str = Field(examples=["storage is unavailable; retry shortly"])
-
-
-class NotImplementedBody(BaseModel):
-    detail: str = Field(
-        examples=["promote is not available yet: the model lifecycle is not deployed"]
-    )

@@ -26,7 +26,9 @@ from sinks import DynamoPredictionSink, ParkedSink, PredictionSink, SqsParkedSin
 
 from evpm.alerts import select_alerts
 from evpm.ingest import RawRecord, process_batch
+from evpm.serving import History, ServedModels
 from evpm.settings import ScorerSettings
+from evpm_aws.serving import CANARY_KEY, answer_canary, pinned_models
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import (
@@ -40,6 +42,9 @@ metrics = Metrics(
     namespace=settings.POWERTOOLS_METRICS_NAMESPACE, service=settings.POWERTOOLS_SERVICE_NAME
 )
 _sinks: tuple[PredictionSink, ParkedSink, AlertSink] | None = None
+# Recent readings per vehicle, kept warm across events: Kinesis sends one vehicle (partition
+# key) to one shard, and one shard to one container at a time, so a vehicle's history is here.
+_history = History(depth=1, max_vehicles=settings.HISTORY_MAX_VEHICLES)
 
 
 def _default_sinks() -> tuple[PredictionSink, ParkedSink, AlertSink]:
@@ -73,11 +78,21 @@ def _raw(record: KinesisStreamRecord) -> RawRecord:
 
 
 def handle(
-    event: dict[str, Any], *, predictions: PredictionSink, parked: ParkedSink, alerts: AlertSink
+    event: dict[str, Any],
+    *,
+    predictions: PredictionSink,
+    parked: ParkedSink,
+    alerts: AlertSink,
+    models: ServedModels | None = None,
+    history: History | None = None,
 ) -> dict[str, list[dict[str, str]]]:
-    """Process one Kinesis event with the given sinks; returns the partial-failure response."""
+    """Process one Kinesis event with the given sinks; returns the partial-failure response.
+
+    ``models`` are the pinned versions to score with (none: the rules alone); ``history``
+    holds each vehicle's recent readings across events, for the models' rolling features.
+    """
     raw = [_raw(record) for record in KinesisStreamEvent(event).records]
-    outcome = process_batch(raw)
+    outcome = process_batch(raw, models=models, history=history)
 
     write_failed = predictions.write(outcome.accepted) if outcome.accepted else []
     park_failed = parked.send(outcome.parked) if outcome.parked else []
@@ -118,9 +133,30 @@ def handle(
     return {"batchItemFailures": [{"itemIdentifier": seq} for seq in retry]}
 
 
+def _served() -> ServedModels:
+    """The pinned models now; a failed reload keeps the old ones and says so in the log."""
+    pinned = pinned_models()
+    served = pinned.current()
+    if pinned.last_error:
+        logger.warning(
+            "serving previous models",
+            extra={"error": pinned.last_error, "versions": served.versions},
+        )
+    return served
+
+
 @metrics.log_metrics
 @logger.inject_lambda_context
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, list[dict[str, str]]]:
-    """Lambda entry point (``app.handler``)."""
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Lambda entry point (``app.handler``): Kinesis events, or the lifecycle's canary."""
+    if CANARY_KEY in event:
+        return answer_canary(event, pinned_models())
     predictions, parked, alerts = _default_sinks()
-    return handle(event, predictions=predictions, parked=parked, alerts=alerts)
+    return handle(
+        event,
+        predictions=predictions,
+        parked=parked,
+        alerts=alerts,
+        models=_served(),
+        history=_history,
+    )

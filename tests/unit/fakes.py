@@ -177,3 +177,41 @@ class FakeAlertSink:
                 self.published.append(pending)
                 report.sent += 1
         return report
+
+
+class InMemoryPins:
+    """The serving pins in a dict (the SSM parameter's stand-in)."""
+
+    def __init__(self, pins: dict[str, int] | None = None) -> None:
+        self.pins = dict(pins or {})
+
+    def read(self) -> dict[str, int]:
+        return dict(self.pins)
+
+    def write(self, pins: dict[str, int]) -> None:
+        self.pins = dict(pins)
+
+
+def offline_models(app: Any, *, bundles: dict[str, Any] | None = None) -> Any:
+    """Give an API app a registry with ev-classifier v1 (previous) and v2 (champion, pinned),
+    pins in memory, and served models from ``bundles`` (name → bundle) or none."""
+    from evpm.serving import PinnedModels
+    from evpm_aws.model_admin import ModelAdmin
+    from tests.unit.registry_fake import FakeRegistry
+
+    registry = FakeRegistry()
+    for _ in range(2):
+        registry.create_version(
+            "ev-classifier", "s3://mlflow/m", run_id=None, tags={"metrics": "{}"}
+        )
+    registry.set_aliases("ev-classifier", champion=2, previous=1)
+    store = InMemoryPins({"ev-classifier": 2} if bundles else {})
+
+    def load(name: str, version: int) -> Any:
+        if not bundles or name not in bundles:
+            raise KeyError(f"no bundle for {name} v{version}")
+        return bundles[name]
+
+    app.state.admin = ModelAdmin(registry, store)
+    app.state.pinned = PinnedModels(store.read, load, ttl=0)
+    return registry

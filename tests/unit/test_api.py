@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.unit.conftest import load_event, load_function
-from tests.unit.fakes import FakeGateway, FakeRoles, InMemoryLabels
+from tests.unit.fakes import FakeGateway, FakeRoles, InMemoryLabels, offline_models
 
 
 @pytest.fixture
@@ -23,6 +23,7 @@ def api(monkeypatch) -> ModuleType:
     # The sample gateway event carries key id "key123"; make it a fleet-service key.
     module.app.state.roles = FakeRoles({"key123": "fleet-service", "key-fleet": "fleet-service"})
     module.app.state.labels = InMemoryLabels()
+    offline_models(module.app)
     return module
 
 

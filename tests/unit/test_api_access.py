@@ -19,7 +19,7 @@ from moto import mock_aws
 
 from evpm.predictions import Prediction, to_item
 from tests.unit.conftest import NOMINAL, load_event, load_function
-from tests.unit.fakes import FakeGateway, FakeRoles, ScriptedApiGatewayClient
+from tests.unit.fakes import FakeGateway, FakeRoles, ScriptedApiGatewayClient, offline_models
 
 PREDICTIONS, LABELS = "evpm-predictions", "evpm-labels"
 KEYS = {"k-viewer": "viewer", "k-fleet": "fleet-service", "k-admin": "ml-admin", "k-none": None}
@@ -32,8 +32,8 @@ ROUTES: list[tuple[str, str, Any, set[str], int]] = [
     ("POST", "/predict", NOMINAL, {"fleet-service", "ml-admin"}, 200),
     ("POST", "/predict/batch", {"records": [NOMINAL]}, {"fleet-service", "ml-admin"}, 200),
     ("POST", "/feedback", FEEDBACK, {"fleet-service", "ml-admin"}, 201),
-    ("POST", "/models/ev-classifier/promote", None, {"ml-admin"}, 501),
-    ("POST", "/models/ev-classifier/rollback", None, {"ml-admin"}, 501),
+    ("POST", "/models/ev-classifier/promote", {"version": 1}, {"ml-admin"}, 200),
+    ("POST", "/models/ev-classifier/rollback", None, {"ml-admin"}, 200),
 ]
 
 
@@ -63,6 +63,7 @@ def api(aws_env, monkeypatch) -> Iterator[ModuleType]:
         monkeypatch.setenv("LABELS_TABLE", LABELS)
         module = load_function("api")
         module.app.state.roles = FakeRoles(KEYS)
+        offline_models(module.app)
         yield module
 
 
@@ -115,7 +116,10 @@ def test_the_refusals_the_issue_names(client):
     assert _call(client, "POST", "/models/ev-rul/promote", None, "k-viewer").status_code == 403
     assert _call(client, "POST", "/models/ev-rul/rollback", None, "k-fleet").status_code == 403
     admin = _call(client, "POST", "/models/ev-rul/rollback", None, "k-admin")
-    assert admin.status_code == 501 and "not available yet" in admin.json()["detail"]
+    assert admin.status_code == 409, admin.text
+    assert admin.json()["detail"] == (
+        "ev-rul has no 'previous' version to roll back to; name one with --to"
+    )
 
 
 def test_health_and_docs_stay_open(client):
@@ -125,7 +129,32 @@ def test_health_and_docs_stay_open(client):
 
 def test_models_names_what_serves(client):
     response = _call(client, "GET", "/models", None, "k-viewer")
-    assert response.json() == {"serving": {"health": "rules-v1"}, "registry": []}
+    body = response.json()
+    # Nothing pinned: the rules serve alone; the registry lists what is registered.
+    assert body["serving"] == {"health": "rules-v1"} and body["pins"] == {}
+    [classifier] = [m for m in body["registry"] if m["name"] == "ev-classifier"]
+    assert classifier["aliases"] == {"champion": 2, "previous": 1}
+    assert [v["version"] for v in classifier["versions"]] == [2, 1]
+    assert classifier["versions"][0]["aliases"] == ["champion"]
+
+
+def test_promote_and_rollback_move_aliases_and_pins(client):
+    promoted = _call(client, "POST", "/models/ev-classifier/promote", {"version": 1}, "k-admin")
+    assert promoted.status_code == 200, promoted.text
+    assert promoted.json() == {
+        "name": "ev-classifier", "champion": 1, "previous": 2,
+        "pins_before": {}, "pins": {"ev-classifier": 1},
+    }  # fmt: skip
+    again = _call(client, "POST", "/models/ev-classifier/promote", {"version": 1}, "k-admin")
+    assert again.status_code == 409 and "already the champion" in again.json()["detail"]
+    missing = _call(client, "POST", "/models/ev-classifier/promote", {"version": 9}, "k-admin")
+    assert (
+        missing.status_code == 404 and missing.json()["detail"] == "ev-classifier has no version 9"
+    )
+    back = _call(client, "POST", "/models/ev-classifier/rollback", None, "k-admin")
+    assert back.json()["champion"] == 2 and back.json()["pins"] == {"ev-classifier": 2}
+    to = _call(client, "POST", "/models/ev-classifier/rollback", {"to": 1}, "k-admin")
+    assert to.json()["champion"] == 1
 
 
 def test_gateway_event_without_api_key_id_is_401(api, lambda_context):
@@ -261,7 +290,7 @@ def test_openapi_documents_new_routes_roles_and_examples(client):
     } <= set(paths)
     promote = paths["/models/{name}/promote"]["post"]
     assert promote["x-evpm-permission"] == "models:promote"
-    assert {"401", "403", "501"} <= set(promote["responses"])
+    assert {"401", "403", "404", "409", "503"} <= set(promote["responses"])
     assert schema["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "x-api-key"
     assert schema["components"]["schemas"]["Feedback"]["examples"]
     assert "health" not in json.dumps(paths["/health"]["get"].get("security", []))

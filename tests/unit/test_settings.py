@@ -24,7 +24,12 @@ def test_scorer_settings_names_and_defaults(monkeypatch):
         "ALERT_BUS_NAME",
         "ALERT_DEDUP_TABLE",
         "ALERT_WINDOW_SECONDS",
+        "PINS_PARAMETER",
+        "MLFLOW_URI_PARAMETER",
+        "MODELS_TTL_SECONDS",
+        "HISTORY_MAX_VEHICLES",
     }
+    assert settings.PINS_PARAMETER == "/evpm/serving/pins"
     assert settings.PREDICTION_TTL_DAYS == 90
     assert settings.ALERT_WINDOW_SECONDS == 3600
 
@@ -40,6 +45,9 @@ def test_api_settings_names_and_defaults(monkeypatch):
         "POWERTOOLS_SERVICE_NAME",
         "LOG_LEVEL",
         "MAX_BATCH",
+        "PINS_PARAMETER",
+        "MLFLOW_URI_PARAMETER",
+        "MODELS_TTL_SECONDS",
     }
     assert settings.MAX_BATCH == 500
     assert settings.ROLE_CACHE_SECONDS == 60

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from evpm.predictions import Prediction
 from evpm.scoring import RULES_SCORER, Scorer, score_records
+from evpm.serving import History, ServedModels
 from evpm.telemetry import TelemetryRecord
 
 __all__ = [
@@ -131,6 +132,8 @@ def process_batch(
     records: Sequence[RawRecord],
     *,
     scorer: Scorer = RULES_SCORER,
+    models: ServedModels | None = None,
+    history: History | None = None,
     now: datetime | None = None,
 ) -> BatchOutcome:
     """Validate every record, park the ones that cannot be read, score the rest at once.
@@ -148,7 +151,9 @@ def process_batch(
             parked.append(result)
         else:
             valid.append((raw.sequence_number, result))
-    predictions = score_records([r for _, r in valid], scorer=scorer, now=now)
+    predictions = score_records(
+        [r for _, r in valid], scorer=scorer, models=models, history=history, now=now
+    )
     accepted = [
         AcceptedRecord(sequence_number=seq, prediction=prediction)
         for (seq, _), prediction in zip(valid, predictions, strict=True)

@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from evpm.pins import MLFLOW_URI_PARAMETER, PINS_PARAMETER
+
 __all__ = ["ApiSettings", "LifecycleSettings", "LogLevel", "ScorerSettings"]
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -41,8 +43,15 @@ class ScorerSettings(_FunctionSettings):
     ALERT_WINDOW_SECONDS: int = Field(
         default=3600, ge=1, le=7 * 86400, description="repeats of an alert are dropped this long"
     )
-    PINS_PARAMETER: str = Field(min_length=1, description="SSM parameter of the serving pins")
-    MLFLOW_URI_PARAMETER: str = Field(min_length=1, description="SSM parameter: MLflow URI")
+    HISTORY_MAX_VEHICLES: int = Field(
+        default=20_000, ge=1, description="vehicles whose recent readings a container keeps"
+    )
+    PINS_PARAMETER: str = Field(
+        default=PINS_PARAMETER, min_length=1, description="SSM parameter of the serving pins"
+    )
+    MLFLOW_URI_PARAMETER: str = Field(
+        default=MLFLOW_URI_PARAMETER, min_length=1, description="SSM parameter: MLflow URI"
+    )
     MODELS_TTL_SECONDS: float = Field(
         default=10, ge=0, le=3600, description="how often a warm container re-reads the pins"
     )
@@ -56,8 +65,12 @@ class ApiSettings(_FunctionSettings):
     POWERTOOLS_SERVICE_NAME: str = "evpm-api"
     LOG_LEVEL: LogLevel = "INFO"
     MAX_BATCH: int = Field(default=500, ge=1, le=10_000, description="records per /predict/batch")
-    PINS_PARAMETER: str = Field(min_length=1, description="SSM parameter of the serving pins")
-    MLFLOW_URI_PARAMETER: str = Field(min_length=1, description="SSM parameter: MLflow URI")
+    PINS_PARAMETER: str = Field(
+        default=PINS_PARAMETER, min_length=1, description="SSM parameter of the serving pins"
+    )
+    MLFLOW_URI_PARAMETER: str = Field(
+        default=MLFLOW_URI_PARAMETER, min_length=1, description="SSM parameter: MLflow URI"
+    )
     MODELS_TTL_SECONDS: float = Field(
         default=10, ge=0, le=3600, description="how often a warm container re-reads the pins"
     )
