@@ -6,6 +6,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from evpm.pins import PINS_PARAMETER, parse_pins
 from evpm_cli import services
 from evpm_cli.aws import client
 from evpm_cli.config import STACKS, CliSettings
@@ -41,8 +42,15 @@ def api_keys(cfg: CliSettings) -> list[dict[str, Any]]:
                 continue
             tags = key.get("tags") or {}
             role = tags.get("evpm:role") or key["name"].removeprefix("evpm-dev-")
-            keys.append({"name": key["name"], "id": key["id"], "role": role,
-                         "value": key.get("value"), "enabled": key.get("enabled", True)})
+            keys.append(
+                {
+                    "name": key["name"],
+                    "id": key["id"],
+                    "role": role,
+                    "value": key.get("value"),
+                    "enabled": key.get("enabled", True),
+                }
+            )
     return sorted(keys, key=lambda k: k["name"])
 
 
@@ -56,12 +64,22 @@ def key_for_role(cfg: CliSettings, role: str) -> str:
 def describe(cfg: CliSettings, emulator: dict[str, Any]) -> dict[str, Any]:
     """Everything ``evpm status --json`` prints."""
     info: dict[str, Any] = {
-        "emulator": {"url": cfg.endpoint, "health": f"{cfg.endpoint}/_localstack/health",
-                     "running": bool(emulator.get("running")), "pid": emulator.get("pid"),
-                     "state_dir": str(cfg.state_dir)},
-        "mlflow": {"url": cfg.mlflow_url,
-                   "running": services.healthy(f"{cfg.mlflow_url}/health"),
-                   "artifacts": None},
+        "emulator": {
+            "url": cfg.endpoint,
+            "health": f"{cfg.endpoint}/_localstack/health",
+            "running": bool(emulator.get("running")),
+            "pid": emulator.get("pid"),
+            "state_dir": str(cfg.state_dir),
+        },
+        "mlflow": {
+            "url": cfg.mlflow_url,
+            "running": services.healthy(f"{cfg.mlflow_url}/health"),
+            "artifacts": None,
+        },
+        "training_worker": {
+            "running": services.is_running(cfg, services.training_worker(cfg, "-", "-")),
+            "log": str(cfg.state_dir / "logs" / "training-worker.log"),
+        },
         "region": cfg.region,
         "account": cfg.account,
     }
@@ -70,18 +88,30 @@ def describe(cfg: CliSettings, emulator: dict[str, Any]) -> dict[str, Any]:
     try:
         outputs = stack_outputs(cfg)
         info["stacks"] = outputs
-        info["api"] = {"url": api_url(cfg, outputs),
-                       "docs": f"{api_url(cfg, outputs)}/docs" if outputs.get("ApiId") else None,
-                       "health": f"{api_url(cfg, outputs)}/health" if outputs.get("ApiId")
-                       else None}
+        info["api"] = {
+            "url": api_url(cfg, outputs),
+            "docs": f"{api_url(cfg, outputs)}/docs" if outputs.get("ApiId") else None,
+            "health": f"{api_url(cfg, outputs)}/health" if outputs.get("ApiId") else None,
+        }
         info["api_keys"] = api_keys(cfg) if outputs.get("ApiId") else []
         info["stream"] = outputs.get("StreamName")
         info["dlq_url"] = outputs.get("DlqUrl")
         info["predictions_table"] = outputs.get("PredictionsTable")
         info["state_machine_arn"] = outputs.get("StateMachineArn")
+        info["training_queue_url"] = outputs.get("TrainingQueueUrl")
+        info["serving_pins"] = _pins(cfg)
         info["buckets"] = {k: v for k, v in outputs.items() if k.endswith("BucketName")}
         if "MlflowBucketName" in outputs:
             info["mlflow"]["artifacts"] = f"s3://{outputs['MlflowBucketName']}/mlflow"
     except (BotoCoreError, ClientError) as exc:
         info["error"] = str(exc)
     return info
+
+
+def _pins(cfg: CliSettings) -> dict[str, int] | None:
+    """The serving pins (None until the storage stack exists)."""
+    ssm = client(cfg, "ssm")
+    try:
+        return parse_pins(ssm.get_parameter(Name=PINS_PARAMETER)["Parameter"]["Value"])
+    except ssm.exceptions.ParameterNotFound:
+        return None

@@ -29,13 +29,17 @@ class ServiceError(Exception):
 class Service:
     name: str
     command: list[str]
-    health_url: str
+    health_url: str | None
+    """None: no HTTP health; alive for ``settle_seconds`` after start counts as healthy."""
     env: dict[str, str] = field(default_factory=dict)
     startup_timeout: float = 90.0
+    settle_seconds: float = 3.0
 
     def paths(self, cfg: CliSettings) -> tuple[Path, Path]:
-        return (cfg.state_dir / "pids" / f"{self.name}.json",
-                cfg.state_dir / "logs" / f"{self.name}.log")
+        return (
+            cfg.state_dir / "pids" / f"{self.name}.json",
+            cfg.state_dir / "logs" / f"{self.name}.log",
+        )
 
 
 def _pid(pidfile: Path) -> int | None:
@@ -50,7 +54,9 @@ def _pid(pidfile: Path) -> int | None:
     return pid
 
 
-def healthy(url: str) -> bool:
+def healthy(url: str | None) -> bool:
+    if url is None:
+        return True  # liveness is the pid check
     try:
         return httpx.get(url, timeout=2).status_code == 200
     except httpx.HTTPError:
@@ -65,24 +71,39 @@ def start(cfg: CliSettings, service: Service) -> int:
     pidfile.parent.mkdir(parents=True, exist_ok=True)
     logfile.parent.mkdir(parents=True, exist_ok=True)
     with logfile.open("ab") as log:
-        process = subprocess.Popen(service.command, stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, env={**os.environ, **service.env},
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            service.command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **service.env},
+            start_new_session=True,
+        )
     pidfile.write_text(json.dumps({"pid": process.pid, "command": service.command}))
-    print(json.dumps({"event": "service_starting", "service": service.name,
-                      "pid": process.pid}), file=sys.stderr, flush=True)
+    print(
+        json.dumps({"event": "service_starting", "service": service.name, "pid": process.pid}),
+        file=sys.stderr,
+        flush=True,
+    )
     deadline = time.monotonic() + service.startup_timeout
+    settled = time.monotonic() + (service.settle_seconds if service.health_url is None else 0)
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise ServiceError(f"{service.name} exited with {process.returncode}; see {logfile}")
-        if healthy(service.health_url):
-            print(json.dumps({"event": "service_ready", "service": service.name,
-                              "url": service.health_url}), file=sys.stderr, flush=True)
+        if time.monotonic() >= settled and healthy(service.health_url):
+            print(
+                json.dumps(
+                    {"event": "service_ready", "service": service.name, "url": service.health_url}
+                ),
+                file=sys.stderr,
+                flush=True,
+            )
             return process.pid
         time.sleep(0.5)
     stop(cfg, service)
-    raise ServiceError(f"{service.name} not healthy after {service.startup_timeout:.0f} s; "
-                       f"see {logfile}")
+    raise ServiceError(
+        f"{service.name} not healthy after {service.startup_timeout:.0f} s; see {logfile}"
+    )
 
 
 def stop(cfg: CliSettings, service: Service, timeout: float = 15.0) -> bool:
@@ -119,12 +140,40 @@ def mlflow(cfg: CliSettings, artifact_bucket: str) -> Service:
     db.parent.mkdir(parents=True, exist_ok=True)
     return Service(
         name="mlflow",
-        command=[str(Path(sys.executable).parent / "mlflow"), "server",
-                 "--host", "127.0.0.1", "--port", str(cfg.mlflow_port), "--workers", "1",
-                 "--backend-store-uri", f"sqlite:///{db}",
-                 "--default-artifact-root", f"s3://{artifact_bucket}/mlflow",
-                 "--no-serve-artifacts"],
+        command=[
+            str(Path(sys.executable).parent / "mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(cfg.mlflow_port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{db}",
+            "--default-artifact-root",
+            f"s3://{artifact_bucket}/mlflow",
+            "--no-serve-artifacts",
+        ],
         health_url=f"{cfg.mlflow_url}/health",
-        env={**cfg.aws_env(), **cfg.mlflow_env(),
-             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        env={**cfg.aws_env(), **cfg.mlflow_env(), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+    )
+
+
+def training_worker(cfg: CliSettings, queue_url: str, raw_bucket: str) -> Service:
+    """The lifecycle's training worker (``python -m training_job.worker``): takes Train tasks
+    from the training queue, trains, answers the state machine."""
+    return Service(
+        name="training-worker",
+        command=[
+            sys.executable,
+            "-m",
+            "training_job.worker",
+            "--queue-url",
+            queue_url,
+            "--raw-bucket",
+            raw_bucket,
+        ],
+        health_url=None,
+        env={**cfg.aws_env(), **cfg.mlflow_env()},
     )
