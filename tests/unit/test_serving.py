@@ -149,3 +149,32 @@ def test_unreadable_pins_keep_serving(served: ServedModels) -> None:
     clock.now = 2
     assert pinned.current().versions == {"ev-rul": 1}
     assert "SSM throttled" in (pinned.last_error or "")
+
+
+@pytest.mark.parametrize("count", [1, 7, 16, 17, 300, 700])
+def test_features_of_chosen_rows_equal_the_full_computation_bit_for_bit(count: int) -> None:
+    from evpm.features import FeatureSpec, compute
+
+    rng = np.random.default_rng(count)
+    values = rng.normal(size=(3000, 5)) * 100
+    units = np.repeat(np.arange(30), 100)
+    specs = [
+        FeatureSpec(
+            signals=tuple("abcde"),
+            windows=(6, 24, 72, 168),
+            stats=("mean", "std", "slope", "min", "max", "delta"),
+            ewm_spans=(12, 40),
+        ),
+        FeatureSpec(
+            signals=tuple("abcd"),
+            passthrough=("e",),
+            windows=(3,),
+            stats=("delta", "std"),
+            include_raw=False,
+        ),
+    ]
+    for spec in specs:
+        rows = np.sort(rng.choice(3000, count, replace=False))
+        assert np.array_equal(
+            compute(values, units, spec)[rows], compute(values, units, spec, rows)
+        )
