@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import numpy as np
 from access_control import (
     AccessDeniedError,
     Caller,
@@ -31,7 +32,9 @@ from roles import ApiKeyTagResolver, RoleLookupError, RoleResolver
 from schemas import (
     MODEL_VERSIONS,
     BatchResponse,
+    ExplainResponse,
     HealthResponse,
+    ImportanceResponse,
     MessageBody,
     ModelsResponse,
     MoveResponse,
@@ -41,6 +44,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from stores import DynamoLabelWriter, DynamoPredictionReader, LabelWriter, PredictionReader
 
 import evpm
+from evpm.explain import explain_latest, importance
 from evpm.labels import Feedback, Label
 from evpm.mlflow_rest import MlflowError, MlflowRegistry
 from evpm.pagination import InvalidCursorError, decode_cursor, encode_cursor
@@ -49,7 +53,7 @@ from evpm.predictions import Prediction
 from evpm.scoring import score_records
 from evpm.serving import PinnedModels, ServedModels
 from evpm.settings import ApiSettings
-from evpm.telemetry import VEHICLE_ID_PATTERN, TelemetryRecord
+from evpm.telemetry import VEHICLE_ID_PATTERN, TelemetryRecord, to_matrix
 from evpm_aws.model_admin import ModelAdmin, SsmPinStore, UnknownVersionError
 from evpm_aws.model_store import mlflow_uri
 from evpm_aws.serving import CANARY_KEY, answer_canary, pinned_models
@@ -126,6 +130,16 @@ class BatchRequest(BaseModel):
         min_length=1,
         max_length=settings.MAX_BATCH,
         description=f"1 to {settings.MAX_BATCH} readings",
+    )
+
+
+class ExplainRequest(BaseModel):
+    """One vehicle's recent readings; the latest is explained, the others are its history."""
+
+    records: list[TelemetryRecord] = Field(
+        min_length=1,
+        max_length=settings.MAX_BATCH,
+        description="readings of one vehicle (any order); the latest one is explained",
     )
 
 
@@ -250,6 +264,55 @@ def create_app(
         request.app.state.labels.put(label)
         logger.info("label stored", extra={"vehicle_id": label.vehicle_id, "ts": label.ts})
         return label
+
+    nothing_pinned = {409: {"model": MessageBody, "description": "no model is pinned yet"}}
+    not_pinned = {404: {"model": MessageBody, "description": "that model is not pinned"}}
+
+    @api.post("/explain", tags=["predictions"], **_merge(protected("predict"), nothing_pinned))
+    def explain(request: Request, body: ExplainRequest) -> ExplainResponse:
+        """Per-feature contributions of each pinned model for the vehicle's latest reading:
+        exact TreeSHAP for the boosters (adding up to the raw output: RUL hours before
+        clipping, each class's log-odds margin), squared residuals for the anomaly score."""
+        vehicles = {r.vehicle_id for r in body.records}
+        if len(vehicles) != 1:
+            raise HTTPException(
+                status_code=422,
+                detail=f"records: all readings must be of one vehicle (got {sorted(vehicles)})",
+            )
+        served = _served(request)
+        if not served.bundles:
+            raise HTTPException(status_code=409, detail="no model is pinned: nothing to explain")
+        times = np.array([r.timestamp.timestamp() for r in body.records])
+        explained = explain_latest(
+            served, [r.vehicle_id for r in body.records], times, to_matrix(body.records)
+        )
+        latest = body.records[int(np.argmax(times))]
+        return ExplainResponse(
+            vehicle_id=latest.vehicle_id,
+            ts=latest.ts,
+            models=explained,
+            model_versions=served.version_labels(),
+        )
+
+    @api.get(
+        "/models/{name}/importance",
+        tags=["models"],
+        **_merge(protected("models:read"), not_pinned),
+    )
+    def model_importance(
+        request: Request,
+        name: ModelName,
+        top: Annotated[int | None, Query(ge=1, le=1000, description="only the top N")] = None,
+    ) -> ImportanceResponse:
+        """Global feature importance of the pinned version of ``name`` (normalised to 1)."""
+        served = _served(request)
+        if name not in served.bundles:
+            raise HTTPException(status_code=404, detail=f"{name} is not pinned")
+        return ImportanceResponse(
+            name=name,
+            version=served.versions[name],
+            importance=importance(name, served.bundles[name], top),
+        )
 
     registry_down = {
         503: {"model": MessageBody, "description": "the model registry is unreachable"},

@@ -12,7 +12,9 @@ from evpm.scoring import RULES_SCORER
 __all__ = [
     "MODEL_VERSIONS",
     "BatchResponse",
+    "ExplainResponse",
     "HealthResponse",
+    "ImportanceResponse",
     "MessageBody",
     "ModelsResponse",
     "MoveResponse",
@@ -73,6 +75,37 @@ class MoveResponse(BaseModel):
     previous: int | None = Field(examples=[1])
     pins_before: dict[str, int] = Field(examples=[{"ev-rul": 1}])
     pins: dict[str, int] = Field(examples=[{"ev-rul": 2}])
+
+
+class ExplainResponse(BaseModel):
+    """Per model: output, base value and per-feature contributions (they add up)."""
+
+    vehicle_id: str = Field(examples=["EV-0042"])
+    ts: str = Field(examples=["2024-05-01T12:00:00.000000Z"])
+    models: dict[str, Any] = Field(
+        examples=[
+            {
+                "ev-rul": {
+                    "model": "ev-rul",
+                    "version": 2,
+                    "kind": "TreeSHAP on the predicted hours (before clipping)",
+                    "output": 412.5,
+                    "base_value": 390.1,
+                    "contributions": {"SoH__slope168": -12.4, "Brake_Pad_Wear": 34.8},
+                    "by_signal": {"SoH": -12.4, "Brake_Pad_Wear": 34.8},
+                }
+            }
+        ]
+    )
+    model_versions: dict[str, str] = Field(examples=[{"ev-rul": "2"}])
+
+
+class ImportanceResponse(BaseModel):
+    """Global importance of each input feature of one pinned model (sums to 1)."""
+
+    name: str = Field(examples=["ev-rul"])
+    version: int = Field(examples=[2])
+    importance: dict[str, float] = Field(examples=[{"SoH__slope168": 0.31, "SoH": 0.12}])
 
 
 class MessageBody(BaseModel):

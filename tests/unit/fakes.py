@@ -205,7 +205,8 @@ def offline_models(app: Any, *, bundles: dict[str, Any] | None = None) -> Any:
             "ev-classifier", "s3://mlflow/m", run_id=None, tags={"metrics": "{}"}
         )
     registry.set_aliases("ev-classifier", champion=2, previous=1)
-    store = InMemoryPins({"ev-classifier": 2} if bundles else {})
+    pins = {n: 2 if n == "ev-classifier" else 1 for n in bundles} if bundles else {}
+    store = InMemoryPins(pins)
 
     def load(name: str, version: int) -> Any:
         if not bundles or name not in bundles:

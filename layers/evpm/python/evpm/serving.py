@@ -25,7 +25,14 @@ from evpm.models import ModelBundle
 from evpm.pins import TASK_OF
 from evpm.telemetry import FEATURES
 
-__all__ = ["History", "ModelOutputs", "PinnedModels", "ServedModels", "score_models"]
+__all__ = [
+    "History",
+    "ModelOutputs",
+    "PinnedModels",
+    "ServedModels",
+    "model_inputs",
+    "score_models",
+]
 
 _log = logging.getLogger(__name__)
 _COLUMN = {name: i for i, name in enumerate(FEATURES)}
@@ -191,21 +198,21 @@ class ModelOutputs:
     rul_hours: np.ndarray | None = None
 
 
-def score_models(
+def model_inputs(
     models: ServedModels,
     vehicle_ids: Sequence[str],
     times: np.ndarray,
     values: np.ndarray,
     history: History | None = None,
-) -> ModelOutputs:
-    """Score readings (``values`` in :data:`FEATURES` order) with every served model.
+) -> dict[str, np.ndarray]:
+    """Each served model's input matrix, one row per reading, in input order.
 
     With a ``history`` the readings' features see their vehicles' held past, and the new
-    readings are remembered afterwards; without one each batch stands alone.
+    readings are remembered afterwards; without one each batch is its own history.
     """
     n = len(vehicle_ids)
     if n == 0 or not models.bundles:
-        return ModelOutputs()
+        return {}
     times = np.asarray(times, dtype=np.float64)
     scratch = history if history is not None else History(models.depth)
     if scratch.depth < models.depth:
@@ -213,29 +220,42 @@ def score_models(
     matrix, units, targets, order = scratch.assemble(vehicle_ids, times, values)
     inverse = np.empty(n, dtype=np.int64)
     inverse[order] = np.arange(n)
-    feature_cache: dict[str, np.ndarray] = {}
-    out: dict[str, object] = {}
+    by_spec: dict[object, np.ndarray] = {}
+    out: dict[str, np.ndarray] = {}
     for name, bundle in models.bundles.items():
-        spec = bundle.spec
-        key = spec.features.model_dump_json()
-        if key not in feature_cache:
-            cols = [_COLUMN[c] for c in spec.features.inputs]
-            feature_cache[key] = compute(matrix[:, cols], units, spec.features, rows=targets)
-        x = feature_cache[key][:, bundle._columns]
+        fspec = bundle.spec.features
+        if fspec not in by_spec:
+            cols = [_COLUMN[c] for c in fspec.inputs]
+            by_spec[fspec] = compute(matrix[:, cols], units, fspec, rows=targets)[inverse]
+        out[name] = by_spec[fspec][:, bundle._columns]
+    if history is not None:
+        history.remember(vehicle_ids, times, values)
+    return out
+
+
+def score_models(
+    models: ServedModels,
+    vehicle_ids: Sequence[str],
+    times: np.ndarray,
+    values: np.ndarray,
+    history: History | None = None,
+) -> ModelOutputs:
+    """Score readings (``values`` in :data:`FEATURES` order) with every served model."""
+    inputs = model_inputs(models, vehicle_ids, times, values, history)
+    out: dict[str, object] = {}
+    for name, x in inputs.items():
+        bundle = models.bundles[name]
         pred = bundle.predict_matrix(x)
         task = TASK_OF[name]
         if task == "anomaly":
-            out["anomaly_score"] = pred.value[inverse]
-            out["is_anomaly"] = pred.flag[inverse] if pred.flag is not None else None
+            out["anomaly_score"] = pred.value
+            out["is_anomaly"] = pred.flag
         elif task == "classifier":
             assert pred.proba is not None
-            out["failure_mode"] = np.asarray(spec.classes, dtype=object)[
-                pred.value.astype(np.int64)
-            ][inverse]
-            out["failure_proba"] = pred.proba[inverse]
-            out["classes"] = tuple(spec.classes)
+            classes = np.asarray(bundle.spec.classes, dtype=object)
+            out["failure_mode"] = classes[pred.value.astype(np.int64)]
+            out["failure_proba"] = pred.proba
+            out["classes"] = tuple(bundle.spec.classes)
         else:
-            out["rul_hours"] = pred.value[inverse]
-    if history is not None:
-        history.remember(vehicle_ids, times, values)
+            out["rul_hours"] = pred.value
     return ModelOutputs(**out)  # type: ignore[arg-type]
