@@ -50,16 +50,24 @@ def classifier_metrics(
     y_train: np.ndarray,
     classes: Sequence[str],
 ) -> dict[str, Any]:
-    """Macro-F1 and accuracy vs. always predicting the training majority class."""
-    labels = list(range(len(classes)))
+    """Macro-F1 and accuracy vs. always predicting the training majority class.
+
+    Macro averages run over the classes that occur in the test rows or in the predictions
+    (sklearn's default): a class absent from both is neither right nor wrong, so it must
+    not count as F1 = 0 (with 2 of 7 fleet classes absent that capped macro-F1 at 5/7).
+    """
+    present = np.union1d(np.unique(y), np.unique(pred)).astype(np.int64)
+    labels = [int(c) for c in present if 0 <= c < len(classes)]
+    all_labels = list(range(len(classes)))
     majority = int(np.bincount(y_train, minlength=len(classes)).argmax())
     base = np.full_like(y, majority)
-    per_class = f1_score(y, pred, labels=labels, average=None, zero_division=0)
+    base_labels = [int(c) for c in np.union1d(np.unique(y), [majority])]
+    per_class = f1_score(y, pred, labels=all_labels, average=None, zero_division=0)
     out = {
         "macro_f1": float(f1_score(y, pred, labels=labels, average="macro", zero_division=0)),
         "accuracy": float(accuracy_score(y, pred)),
         "baseline_macro_f1": float(
-            f1_score(y, base, labels=labels, average="macro", zero_division=0)
+            f1_score(y, base, labels=base_labels, average="macro", zero_division=0)
         ),
         "baseline_accuracy": float(accuracy_score(y, base)),
         "test_rows": float(len(y)),
@@ -69,7 +77,14 @@ def classifier_metrics(
         out["pr_auc"] = float(average_precision_score(y, proba[:, 1]))
     return {
         "metrics": out,
-        "per_class_f1": {c: float(f) for c, f in zip(classes, per_class, strict=True)},
+        "per_class_f1": {
+            c: float(f)
+            for i, (c, f) in enumerate(zip(classes, per_class, strict=True))
+            if i in labels
+        },
+        "test_class_counts": {
+            c: int(n) for c, n in zip(classes, np.bincount(y, minlength=len(classes)), strict=True)
+        },
     }
 
 

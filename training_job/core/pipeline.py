@@ -76,13 +76,15 @@ def fit_booster(
     y_valid: np.ndarray | None,
     params: BoosterParams,
     objective: dict[str, Any],
+    weight: np.ndarray | None = None,
+    weight_valid: np.ndarray | None = None,
 ) -> lgb.Booster:
     """Train a LightGBM booster, early-stopping on the validation rows when there are any."""
     full = {**_DEFAULT_LGB, **objective, **params.params}
-    train = lgb.Dataset(x, y, free_raw_data=True)
+    train = lgb.Dataset(x, y, weight=weight, free_raw_data=True)
     valid_sets, callbacks = [], []
     if x_valid is not None and y_valid is not None and len(y_valid) > 0:
-        valid_sets = [lgb.Dataset(x_valid, y_valid, reference=train)]
+        valid_sets = [lgb.Dataset(x_valid, y_valid, weight=weight_valid, reference=train)]
         callbacks = [lgb.early_stopping(params.early_stopping, verbose=False)]
     return lgb.train(
         full, train, num_boost_round=params.rounds, valid_sets=valid_sets, callbacks=callbacks
@@ -276,9 +278,9 @@ def _fit_task(
     """Fit one model on the training rows; None when the data set has no label for it."""
     tr, va = split.train, split.valid
     if task == "anomaly":
-        aspec = _anomaly_spec(fspec, job.anomaly.window)
+        aspec = _anomaly_spec(fspec, job.anomaly.window, job.anomaly.lags)
         x = compute(values, units, aspec)
-        detector = AnomalyDetector.fit(x[tr], variance=job.anomaly.variance)
+        detector = AnomalyDetector.fit(x[tr], variance=job.anomaly.variance, lags=job.anomaly.lags)
         quantile = 0.5 if job.corrupt_labels else job.anomaly.quantile
         threshold = float(np.quantile(detector.score(x[tr]), quantile))
         return aspec, detector, threshold
@@ -294,7 +296,17 @@ def _fit_task(
             if len(classes) > 2
             else {"objective": "binary"}
         )
-        booster = fit_booster(features[tr], y[tr], features[va], y[va], job.classifier, objective)
+        weights = _class_weights(y[tr], len(classes), job.classifier.balance)
+        booster = fit_booster(
+            features[tr],
+            y[tr],
+            features[va],
+            y[va],
+            job.classifier,
+            objective,
+            weight=None if weights is None else weights[y[tr]],
+            weight_valid=None if weights is None else weights[y[va]],
+        )
         return classes, booster, objective
     if not dspec.rul_label:
         return None
@@ -307,6 +319,15 @@ def _fit_task(
     return booster, float(y[tr].mean())
 
 
+def _class_weights(y: np.ndarray, k: int, balance: float) -> np.ndarray | None:
+    """Per-class row weight ``(n / (k * n_c)) ** balance`` (None when ``balance`` is 0)."""
+    if balance <= 0:
+        return None
+    counts = np.bincount(y, minlength=k).astype(np.float64)
+    present = max(1, int((counts > 0).sum()))
+    return (len(y) / (present * np.maximum(counts, 1.0))) ** balance
+
+
 def _permute_training(y: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Copy of ``y`` with the labels of ``rows`` shuffled among themselves (fixed seed)."""
     out = np.array(y, copy=True)
@@ -315,8 +336,14 @@ def _permute_training(y: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return out
 
 
-def _anomaly_spec(fspec: FeatureSpec, window: int) -> FeatureSpec:
-    """The detector's own small spec: readings, distance from and spread of the recent past."""
+def _anomaly_spec(fspec: FeatureSpec, window: int, lags: int) -> FeatureSpec:
+    """The detector's own small spec: readings and means over the last 2..lags+1 readings
+    (from which it recovers the previous readings), or with ``lags == 0`` readings, distance
+    from and spread of the last ``window`` readings."""
+    if lags:
+        return FeatureSpec(
+            signals=fspec.signals, windows=tuple(range(2, lags + 2)), stats=("mean",)
+        )
     return FeatureSpec(signals=fspec.signals, windows=(window,), stats=("delta", "std"))
 
 
@@ -357,6 +384,7 @@ def _finish(
             **objective,
             **job.classifier.params,
             "rounds": job.classifier.rounds,
+            "balance": job.classifier.balance,
             "best_iteration": booster.best_iteration,
         }
         return spec, booster.model_to_string(), {"params": params, "classes": list(classes)}

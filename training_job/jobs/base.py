@@ -66,13 +66,21 @@ class BoosterParams(_Strict):
     rounds: int = 300
     early_stopping: int = 30
     params: dict[str, Any] = {}
+    balance: float = Field(0.0, ge=0, le=1)
+    """Classifier only: weight each training row by ``(n / (k * n_class)) ** balance``;
+    0 = unweighted, 1 = fully balanced classes, 0.5 = in between."""
 
 
 class AnomalyParams(_Strict):
-    """PCA variance kept and the training-score quantile that flags an anomaly."""
+    """PCA variance kept, the training-score quantile that flags an anomaly, and the input.
 
-    variance: float = Field(0.9, gt=0, le=1)
+    ``lags > 0``: each reading's deviation from the median of its ``lags`` previous readings
+    (robust to a past spike); ``lags == 0``: distance from and spread over ``window`` readings.
+    """
+
+    variance: float = Field(0.99, gt=0, le=1)
     quantile: float = Field(0.99, gt=0, lt=1)
+    lags: int = Field(3, ge=0, le=24)
     window: int = 6
 
 

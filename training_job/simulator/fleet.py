@@ -38,9 +38,36 @@ ANOMALY_KINDS: tuple[str, ...] = ("none", "spike", "dropout", "stuck", "noise_bu
 
 _COL = {name: i for i, name in enumerate(FEATURES)}
 
-# Typical short-term scale of each signal, used to size injected anomalies and sensor drift.
+# Scale of each signal's normal hour-to-hour change: a quarter of the 99.5th percentile of
+# its absolute hourly change in a clean fleet, with a floor for the slow signals. Spikes of
+# 6-12 scales are beyond any normal change; a corruption of 3 scales is material (_MATERIAL).
 _SCALE = np.array(
-    [8, 1, 15, 60, 4, 20, 6, 0.6, 60, 1500, 12, 3, 5, 6, 1, 5, 120, 4, 8, 150, 20, 300, 60, 1.5],
+    [
+        17,
+        1,
+        26,
+        140,
+        4,
+        20,
+        12,
+        1.8,
+        104,
+        3000,
+        57,
+        3,
+        13,
+        6,
+        1,
+        5,
+        120,
+        4,
+        8,
+        242,
+        36,
+        300,
+        60,
+        1.7,
+    ],
     dtype=np.float64,
 )
 # Sensors that can develop a drift or a stuck fault, with the bias that makes a reading unusable.
@@ -249,7 +276,10 @@ def simulate_fleet(config: FleetConfig | None = None) -> pd.DataFrame:
         i_mean = np.where(driving, e_drive * 1000 / v_oc, np.where(charging, current, 0.0))
         heat_kw = i_mean**2 * r_int / 1000.0
         cooling = np.where(t >= veh.cool_onset, np.maximum(cooling - veh.cool_rate, 0.05), cooling)
-        t_bat_target = amb + 9.0 * heat_kw / cooling + 2.0 * driving
+        # Joule heat plus the pack's share of inverter/charger losses (6 °C driving, 5 °C
+        # charging with healthy cooling) all leave through the cooling loop: a failing loop
+        # shows as a pack running ever hotter than the ambient under load.
+        t_bat_target = amb + (9.0 * heat_kw + 6.0 * driving + 5.0 * charging) / cooling
         t_bat = t_bat + 0.35 * (t_bat_target - t_bat) + rng.normal(0, 0.3, n)
         # Capacity fade: throughput x depth-of-discharge stress x Arrhenius, with a knee.
         stress = 1.0 + 1.5 * (soc < 20) + 0.5 * (soc > 90)
@@ -390,14 +420,27 @@ def _labels(events: np.ndarray, window: int, cfg: FleetConfig) -> tuple[np.ndarr
     return rul, mode
 
 
-def _inject_anomalies(rng: np.random.Generator, signals: np.ndarray, rate: float) -> np.ndarray:
-    """Corrupt a share ``rate`` of readings in place; return the anomaly kind code per row.
+_LOW = np.array([SENSOR_RANGES[f].low for f in FEATURES], dtype=np.float64)
+_HIGH = np.array([SENSOR_RANGES[f].high for f in FEATURES], dtype=np.float64)
+_MATERIAL = 3.0
+"""An injected corruption is an anomaly where it moves a reading by at least this many
+typical scales (``_SCALE``) from the true value: smaller errors are within normal variation."""
 
-    Spikes and dropouts hit one sensor for one reading; a noise burst hits six sensors; a
-    stuck episode freezes one sensor for 3-12 readings (all but its first are anomalous).
+
+def _inject_anomalies(rng: np.random.Generator, signals: np.ndarray, rate: float) -> np.ndarray:
+    """Corrupt readings in place (``rate`` = share of corrupted rows); return the kind code of
+    each row whose readings end up *materially* wrong (see ``_MATERIAL``), else 0.
+
+    Readings are clipped to their accepted ranges first, then corrupted, then clipped again
+    (a sensor cannot report outside its range), and the label compares the final reading with
+    the true one, so no label names a corruption that clipping or chance erased: a dropout of
+    a sensor that reads about 0 anyway, a stuck value that the true signal stays close to.
+    Spikes and dropouts hit one sensor for one reading; a noise burst hits six sensors; a stuck
+    episode freezes one sensor for 3-12 readings.
     """
     window, n, n_sig = signals.shape
     kind = np.zeros((window, n), dtype=np.int8)
+    np.clip(signals, _LOW, _HIGH, out=signals)
     if rate <= 0:
         return kind
     starts = rng.random((window, n)) < rate / 2.5
@@ -408,19 +451,23 @@ def _inject_anomalies(rng: np.random.Generator, signals: np.ndarray, rate: float
     sign = rng.choice([-1.0, 1.0], t_idx.size)
     for code, (t, v, s, sg) in zip(draw, zip(t_idx, v_idx, sensor, sign, strict=True), strict=True):
         if code == 1:
-            signals[t, v, s] += sg * rng.uniform(6, 12) * _SCALE[s]
+            rows, cols = np.array([t]), np.array([s])
+            new = signals[t, v, s] + sg * rng.uniform(6, 12) * _SCALE[cols]
         elif code == 2:
-            signals[t, v, s] = 0.0
+            rows, cols, new = np.array([t]), np.array([s]), np.zeros(1)
         elif code == 3:
-            length = int(rng.integers(3, 13))
-            end = min(window, t + length)
-            signals[t + 1 : end, v, s] = signals[t, v, s]
-            kind[t + 1 : end, v] = 3
-            continue
+            end = min(window, t + int(rng.integers(3, 13)))
+            rows = np.arange(t + 1, end)
+            cols = np.full(rows.size, s)
+            new = np.full(rows.size, signals[t, v, s])
         else:
             cols = rng.choice(n_sig, 6, replace=False)
-            signals[t, v, cols] += rng.normal(0, 5, 6) * _SCALE[cols]
-        kind[t, v] = code
+            rows = np.full(6, t)
+            new = signals[t, v, cols] + rng.normal(0, 5, 6) * _SCALE[cols]
+        new = np.clip(new, _LOW[cols], _HIGH[cols])
+        material = np.abs(new - signals[rows, v, cols]) >= _MATERIAL * _SCALE[cols]
+        signals[rows, v, cols] = new
+        kind[rows[material], v] = code
     return kind
 
 

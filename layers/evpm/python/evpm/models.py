@@ -58,18 +58,49 @@ class AnomalyDetector:
     center: np.ndarray
     scale: np.ndarray
     components: np.ndarray  # (k, d), orthonormal rows
+    lags: int = 0
+    """0: score the input columns as they are. ``L > 0``: the input is, per signal block, the
+    reading then its means over the last 2..L+1 readings (``FeatureSpec(windows=(2, …, L+1),
+    stats=("mean",))``); each reading is scored by its deviation from the *median* of its L
+    previous readings, so a past spike or dropout does not echo into the following hours."""
+
+    @staticmethod
+    def deviations(x: np.ndarray, lags: int) -> np.ndarray:
+        """Reading minus the median of its ``lags`` previous readings (``x`` itself if 0)."""
+        if not lags:
+            return x
+        d = x.shape[1] // (lags + 1)
+        means = [x[:, i * d : (i + 1) * d] for i in range(lags + 1)]
+        # mean_w = (x_t + ... + x_{t-w+1}) / w, so x_{t-w+1} = w*mean_w - (w-1)*mean_{w-1}.
+        past = [w * means[w - 1] - (w - 1) * means[w - 2] for w in range(2, lags + 2)]
+        return means[0] - np.median(np.stack(past, axis=2), axis=2)
 
     @classmethod
     def fit(
-        cls, x: np.ndarray, *, variance: float = 0.9, max_rows: int = 50_000, seed: int = 0
+        cls,
+        x: np.ndarray,
+        *,
+        variance: float = 0.9,
+        max_rows: int = 50_000,
+        seed: int = 0,
+        lags: int = 0,
     ) -> AnomalyDetector:
-        """Fit on (mostly normal) rows; keep the components that explain ``variance``."""
+        """Fit on (mostly normal) rows; keep the components that explain ``variance``.
+
+        Scale: the IQR (``lags == 0``), or for deviations (heavy-tailed, mostly near 0) their
+        99th percentile of absolute value over 2.576, so each signal's normal extremes are
+        comparable and no signal that rests at 0 (parked) blows up.
+        """
         rng = np.random.default_rng(seed)
         if x.shape[0] > max_rows:
             x = x[np.sort(rng.choice(x.shape[0], max_rows, replace=False))]
+        x = cls.deviations(x, lags)
         center = np.median(x, axis=0)
-        q75, q25 = np.percentile(x, [75, 25], axis=0)
-        spread = (q75 - q25) / 1.349
+        if lags:
+            spread = np.percentile(np.abs(x - center), 99, axis=0) / 2.576
+        else:
+            q75, q25 = np.percentile(x, [75, 25], axis=0)
+            spread = (q75 - q25) / 1.349
         std = x.std(axis=0)
         scale = np.where(spread > 1e-9, spread, np.where(std > 1e-9, std, 1.0))
         z = np.clip((x - center) / scale, -10, 10)  # outliers must not steer the subspace
@@ -77,13 +108,21 @@ class AnomalyDetector:
         _, sing, vt = np.linalg.svd(z, full_matrices=False)
         share = np.cumsum(sing**2) / np.sum(sing**2)
         k = int(np.searchsorted(share, variance) + 1)
-        return cls(center=center, scale=scale, components=vt[:k].copy())
+        return cls(center=center, scale=scale, components=vt[:k].copy(), lags=lags)
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
-        """Per-feature squared residuals ``(n, d)``; each row sums to the score."""
-        z = (x - self.center) / self.scale
+        """Per-feature squared residuals ``(n, d)``; each row sums to the score.
+
+        With ``lags`` each signal's contribution sits in its reading's column (the first block)
+        and the mean columns contribute 0, so columns still line up with the input features.
+        """
+        z = (self.deviations(x, self.lags) - self.center) / self.scale
         residual = z - (z @ self.components.T) @ self.components
-        return residual * residual
+        if not self.lags:
+            return residual * residual
+        out = np.zeros(x.shape, dtype=np.float64)
+        out[:, : residual.shape[1]] = residual * residual
+        return out
 
     def score(self, x: np.ndarray) -> np.ndarray:
         """Anomaly score per row (higher = more unusual)."""
@@ -96,6 +135,7 @@ class AnomalyDetector:
                 "center": self.center.tolist(),
                 "scale": self.scale.tolist(),
                 "components": self.components.tolist(),
+                **({"lags": self.lags} if self.lags else {}),
             }
         )
 
@@ -107,6 +147,7 @@ class AnomalyDetector:
             center=np.asarray(data["center"], dtype=np.float64),
             scale=np.asarray(data["scale"], dtype=np.float64),
             components=np.asarray(data["components"], dtype=np.float64),
+            lags=int(data.get("lags", 0)),
         )
 
 
