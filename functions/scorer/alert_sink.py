@@ -10,6 +10,13 @@ How one alert goes out (why in this order):
 3. **confirm** the claim (``state = sent``). Only a confirmed claim suppresses repeats, so a
    claim whose event was not put never hides the alert from the retry.
 
+Repeats are the common case on a stream (a worn vehicle reports every few seconds), so the sink
+remembers, per execution environment, the windows it has seen *confirmed*: its own confirms, and
+the claims whose conditional put failed (``ReturnValuesOnConditionCheckFailure=ALL_OLD`` shows
+the ``sent`` claim and its ``expires_at``). A repeat inside such a window is suppressed without
+a call: the conditional put would fail anyway, since a sent claim is only ever replaced after it
+expires. The table stays the single source of truth; the memory only saves round trips.
+
 If publishing fails the claim is released (best effort; a leftover ``pending`` claim can be
 re-claimed anyway) and the record is reported as a batch item failure, so Kinesis redelivers
 it and the alert is tried again. A confirm that fails after a successful put is only logged:
@@ -36,6 +43,7 @@ logger = Logger(child=True)
 
 _EVENTS_BATCH = 10  # put_events limit
 _PENDING, _SENT = "pending", "sent"
+_KNOWN_WINDOWS_MAX = 100_000  # remembered sent windows per environment (a few MB at most)
 
 
 @dataclass
@@ -74,6 +82,7 @@ class DedupedEventBridgeAlertSink:
         self._dynamodb = dynamodb
         self._events = events
         self._now = now
+        self._sent_until: dict[str, int] = {}  # alert key -> expires_at of a confirmed window
 
     @property
     def dynamodb(self) -> Any:
@@ -91,7 +100,11 @@ class DedupedEventBridgeAlertSink:
         report = AlertReport()
         now = self._now()
         claimed: list[tuple[PendingAlert, str]] = []
+        epoch = int(now.timestamp())
         for pending in alerts:
+            if self._sent_until.get(pending.alert.key, 0) > epoch:
+                report.suppressed += 1  # a confirmed window we know of: no call needed
+                continue
             claim_id = uuid.uuid4().hex
             try:
                 won = self._claim(pending, claim_id, now)
@@ -103,8 +116,9 @@ class DedupedEventBridgeAlertSink:
                 claimed.append((pending, claim_id))
             else:
                 report.suppressed += 1
+        expires_at = window_end(now, self.window_seconds)
         for start in range(0, len(claimed), _EVENTS_BATCH):
-            self._put_chunk(claimed[start : start + _EVENTS_BATCH], report)
+            self._put_chunk(claimed[start : start + _EVENTS_BATCH], report, expires_at)
         return report
 
     def _claim(self, pending: PendingAlert, claim_id: str, now: datetime) -> bool:
@@ -129,14 +143,28 @@ class DedupedEventBridgeAlertSink:
                     ":now": {"N": str(int(now.timestamp()))},
                     ":pending": {"S": _PENDING},
                 },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                old = exc.response.get("Item") or {}
+                if old.get("state", {}).get("S") == _SENT and "N" in old.get("expires_at", {}):
+                    self._remember(alert.key, int(old["expires_at"]["N"]))
                 return False
             raise
         return True
 
-    def _put_chunk(self, chunk: list[tuple[PendingAlert, str]], report: AlertReport) -> None:
+    def _remember(self, key: str, expires_at: int) -> None:
+        if len(self._sent_until) >= _KNOWN_WINDOWS_MAX:
+            epoch = int(self._now().timestamp())
+            self._sent_until = {k: v for k, v in self._sent_until.items() if v > epoch}
+            if len(self._sent_until) >= _KNOWN_WINDOWS_MAX:
+                self._sent_until.clear()
+        self._sent_until[key] = expires_at
+
+    def _put_chunk(
+        self, chunk: list[tuple[PendingAlert, str]], report: AlertReport, expires_at: int
+    ) -> None:
         entries = [
             {
                 "Source": ALERT_SOURCE,
@@ -155,12 +183,13 @@ class DedupedEventBridgeAlertSink:
             result = results[i] if i < len(results) else {}
             if result.get("EventId") and not result.get("ErrorCode"):
                 report.sent += 1
-                self._confirm(pending, claim_id)
+                if self._confirm(pending, claim_id):
+                    self._remember(pending.alert.key, expires_at)
             else:
                 report.failed.append(pending.sequence_number)
                 self._release(pending, claim_id)
 
-    def _confirm(self, pending: PendingAlert, claim_id: str) -> None:
+    def _confirm(self, pending: PendingAlert, claim_id: str) -> bool:
         try:
             self.dynamodb.update_item(
                 TableName=self.dedup_table,
@@ -172,6 +201,8 @@ class DedupedEventBridgeAlertSink:
             )
         except (ClientError, BotoCoreError):
             logger.exception("alert sent but claim not confirmed; a repeat may be sent again")
+            return False
+        return True
 
     def _release(self, pending: PendingAlert, claim_id: str) -> None:
         try:

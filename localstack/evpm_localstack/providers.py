@@ -38,8 +38,11 @@ class MotoDynamoDBProvider(DynamodbApi, ServiceLifecycleHook):
     """
 
     def __init__(self) -> None:
+        from evpm_localstack import fast_moto
+
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None
+        fast_moto.enable("dynamodb")
 
     def accept_state_visitor(self, visitor: StateVisitor) -> None:
         from moto.dynamodb.models import dynamodb_backends
@@ -105,9 +108,10 @@ class MotoKinesisProvider(KinesisApi, ServiceLifecycleHook):
     """
 
     def __init__(self) -> None:
-        from evpm_localstack import kinesis_fast
+        from evpm_localstack import fast_moto, kinesis_fast
 
         kinesis_fast.install()
+        fast_moto.enable("kinesis")
 
     def accept_state_visitor(self, visitor: StateVisitor) -> None:
         from moto.kinesis.models import kinesis_backends

@@ -146,3 +146,12 @@ def update_manifest(state_dir: str | os.PathLike[str], section: str, payload: An
     manifest[section] = payload
     manifest["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     atomic_write_json(snapshots_root(state_dir) / MANIFEST, manifest)
+
+
+def next_wait(interval: float, last_save_seconds: float, max_share: float) -> float:
+    """Seconds until the next periodic save: ``interval``, stretched so that saving takes at
+    most ``max_share`` of the emulator's time (a save holds the GIL for most of its duration,
+    and its cost grows with the state: a busy stream's DynamoDB table and Kinesis shards)."""
+    if max_share <= 0 or max_share >= 1:
+        return interval
+    return max(interval, last_save_seconds * (1 - max_share) / max_share)

@@ -253,3 +253,70 @@ def test_stream_batch_twice_gives_one_audit_message(aws, audit, monkeypatch, lam
     assert [(m["detail"]["vehicle_id"], m["detail"]["failure_mode"]) for m in messages] == [
         ("EV-0043", "thermal_risk")
     ]
+
+
+class CountingDynamo:
+    """Passes calls to a real (moto) client and counts them by operation."""
+
+    def __init__(self) -> None:
+        self.client = boto3.client("dynamodb")
+        self.calls: dict[str, int] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.client, name)
+
+        def call(**kwargs: Any) -> Any:
+            self.calls[name] = self.calls.get(name, 0) + 1
+            return method(**kwargs)
+
+        return call
+
+
+def test_repeats_of_a_confirmed_window_cost_no_call(aws, audit, make_payload):
+    # GIVEN a sink that sent and confirmed EV-1's brake alert
+    clock = [T0]
+    dynamo = CountingDynamo()
+    sink = _sink(clock, dynamodb=dynamo)
+    alerts = _pending(make_payload, vehicle_id="EV-1", Brake_Pad_Wear=90.0)
+    assert sink.publish(alerts).sent == 1
+    calls = dict(dynamo.calls)
+    # WHEN repeats arrive inside the window
+    clock[0] = T0 + timedelta(minutes=30)
+    reports = [sink.publish(alerts) for _ in range(3)]
+    # THEN they are suppressed without asking DynamoDB
+    assert [(r.sent, r.suppressed) for r in reports] == [(0, 1)] * 3
+    assert dynamo.calls == calls
+    # AND after the window the table is asked again and the alert goes out again
+    clock[0] = T0 + timedelta(hours=1, seconds=1)
+    assert sink.publish(alerts).sent == 1
+    assert dynamo.calls["put_item"] == calls["put_item"] + 1
+    assert len(_audit_messages(audit)) == 2
+
+
+def test_another_environment_learns_the_window_from_the_failed_claim(aws, audit, make_payload):
+    # GIVEN one environment sent EV-1's alert
+    clock = [T0]
+    alerts = _pending(make_payload, vehicle_id="EV-1", Brake_Pad_Wear=90.0)
+    assert _sink(clock).publish(alerts).sent == 1
+    # WHEN a second environment sees repeats
+    dynamo = CountingDynamo()
+    other = _sink(clock, dynamodb=dynamo)
+    first, second = other.publish(alerts), other.publish(alerts)
+    # THEN its first claim fails (suppressed) and tells it the window: the repeat costs nothing
+    assert (first.sent, first.suppressed, second.sent, second.suppressed) == (0, 1, 0, 1)
+    assert dynamo.calls == {"put_item": 1}
+    assert len(_audit_messages(audit)) == 1
+
+
+def test_an_unconfirmed_claim_is_not_remembered(aws, audit, make_payload):
+    # GIVEN a claim left pending in the table (its sender died before confirming)
+    clock = [T0]
+    alerts = _pending(make_payload, vehicle_id="EV-1", Brake_Pad_Wear=90.0)
+    boto3.client("dynamodb").put_item(TableName=DEDUP_TABLE, Item={
+        "alert_key": {"S": alerts[0].alert.key}, "state": {"S": "pending"},
+        "claim_id": {"S": "dead"}, "expires_at": {"N": str(int(T0.timestamp()) + 3600)}})
+    # WHEN a sink publishes the alert
+    report = _sink(clock).publish(alerts)
+    # THEN it re-claims the pending window and the alert goes out (never lost)
+    assert (report.sent, report.suppressed) == (1, 0)
+    assert len(_audit_messages(audit)) == 1

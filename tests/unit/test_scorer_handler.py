@@ -198,18 +198,22 @@ def test_invalid_records_are_not_reported_but_dlq_outage_is(scorer):
 def test_unprocessed_items_are_retried_within_bounds(make_payload):
     sinks = load_sinks()
     accepted = _accepted(make_payload, 30)
+    # (a script is consumed in call order: one chunk at a time; parallel chunks are tested in
+    # test_scorer_sinks.py)
     # GIVEN DynamoDB leaves an item unprocessed once, then accepts it
     client = ScriptedDynamoClient("unprocessed", "ok", "ok")
-    sink = sinks.DynamoPredictionSink(TABLE, client=client, sleep=lambda _s: None)
+    sink = sinks.DynamoPredictionSink(TABLE, client=client, sleep=lambda _s: None, concurrency=1)
     assert sink.write(accepted) == []
     assert [len(c) for c in client.calls] == [25, 1, 5]
     # GIVEN it never accepts one item: after max_attempts that record is reported
     client = ScriptedDynamoClient(*["unprocessed"] * 4)
-    sink = sinks.DynamoPredictionSink(TABLE, client=client, max_attempts=4, sleep=lambda _s: None)
+    sink = sinks.DynamoPredictionSink(TABLE, client=client, max_attempts=4,
+                                      sleep=lambda _s: None, concurrency=1)
     assert sink.write(accepted) == [accepted[0].sequence_number]
     # GIVEN the whole request keeps erroring: the whole chunk is reported
     client = ScriptedDynamoClient(*["error"] * 3)
-    sink = sinks.DynamoPredictionSink(TABLE, client=client, max_attempts=3, sleep=lambda _s: None)
+    sink = sinks.DynamoPredictionSink(TABLE, client=client, max_attempts=3,
+                                      sleep=lambda _s: None, concurrency=1)
     assert sink.write(accepted) == [a.sequence_number for a in accepted[:25]]
 
 

@@ -1,0 +1,139 @@
+"""functions/scorer/sinks.py: wire format and parallel batch writes of predictions."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from boto3.dynamodb.types import TypeSerializer
+
+from evpm.ingest import RawRecord, process_batch
+from evpm.predictions import to_item
+from tests.unit.conftest import load_function
+
+TABLE = "evpm-predictions"
+
+
+@pytest.fixture(scope="module")
+def sinks() -> Any:
+    return load_function("scorer", "sinks")
+
+
+def _accepted(make_payload, count: int) -> list[Any]:
+    raw = [
+        RawRecord(str(1000 + i), f"EV-{i % 7}", "shardId-0", json.dumps(make_payload(
+            vehicle_id=f"EV-{i % 7}",
+            timestamp=f"2024-05-01T12:{i // 60 % 60:02d}:{i % 60:02d}Z",
+            Brake_Pad_Wear=90.0 if i % 5 == 0 else 10.0)).encode())
+        for i in range(count)
+    ]
+    outcome = process_batch(raw)
+    assert len(outcome.accepted) == count
+    return outcome.accepted
+
+
+@pytest.mark.parametrize("value", [
+    "text", "", True, False, None, 7, 0, Decimal("90.0"), Decimal("-1.25E+3"),
+    [1, "a", None], {"a": {"b": [Decimal("1.5"), {"c": False}]}}, [], {},
+    {"x", "y"}, {Decimal("1"), Decimal("2")}, b"bytes",
+])
+def test_wire_format_is_what_type_serializer_writes(sinks, value: Any) -> None:
+    assert sinks.to_wire(value) == TypeSerializer().serialize(value)
+
+
+@pytest.mark.parametrize("value", [1.5, Decimal("NaN"), Decimal("Infinity"), object(),
+                                   Decimal("1" * 39)])
+def test_wire_format_refuses_what_type_serializer_refuses(sinks, value: Any) -> None:
+    with pytest.raises(Exception) as ours:
+        sinks.to_wire(value)
+    with pytest.raises(Exception) as theirs:
+        TypeSerializer().serialize(value)
+    assert type(ours.value) is type(theirs.value)
+
+
+def test_prediction_items_serialise_as_before(sinks, make_payload) -> None:
+    for record in _accepted(make_payload, 20):
+        item = to_item(record.prediction, ttl_days=30)
+        assert {k: sinks.to_wire(v) for k, v in item.items()} == {
+            k: TypeSerializer().serialize(v) for k, v in item.items()}
+
+
+class KeyFailingDynamo:
+    """batch_write_item from many threads: items of vehicles in ``fail`` stay unprocessed, a
+    request holding a reading time in ``error_ts`` raises."""
+
+    def __init__(self, fail: set[str], error_ts: frozenset[str] | set[str] = frozenset()) -> None:
+        self.fail, self.error_ts = fail, error_ts
+        self.lock = threading.Lock()
+        self.written: dict[tuple[str, str], dict] = {}
+        self.threads: set[int] = set()
+        self.calls = 0
+
+    def batch_write_item(self, RequestItems: dict[str, list[dict]]) -> dict:
+        from botocore.exceptions import ClientError
+
+        [(table, requests)] = RequestItems.items()
+        with self.lock:
+            self.calls += 1
+            self.threads.add(threading.get_ident())
+        if {r["PutRequest"]["Item"]["ts"]["S"] for r in requests} & self.error_ts:
+            raise ClientError({"Error": {"Code": "InternalServerError", "Message": "x"}},
+                              "BatchWriteItem")
+        left = []
+        for request in requests:
+            item = request["PutRequest"]["Item"]
+            if item["vehicle_id"]["S"] in self.fail:
+                left.append(request)
+            else:
+                with self.lock:
+                    self.written[(item["vehicle_id"]["S"], item["ts"]["S"])] = item
+        return {"UnprocessedItems": {table: left} if left else {}}
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_parallel_chunks_report_exactly_the_unwritten_records(sinks, make_payload,
+                                                              concurrency: int) -> None:
+    # GIVEN 300 predictions (12 chunks), where EV-3's items are never processed
+    accepted = _accepted(make_payload, 300)
+    client = KeyFailingDynamo(fail={"EV-3"})
+    sink = sinks.DynamoPredictionSink(TABLE, client=client, concurrency=concurrency,
+                                      max_attempts=2, sleep=lambda s: None)
+    # WHEN they are written
+    failed = sink.write(accepted)
+    # THEN exactly EV-3's records are reported, every other one is stored once
+    expected_failed = {a.sequence_number for a in accepted if a.prediction.vehicle_id == "EV-3"}
+    assert set(failed) == expected_failed and len(failed) == len(expected_failed)
+    assert len(client.written) == len(accepted) - len(expected_failed)
+    if concurrency > 1:
+        assert len(client.threads) > 1  # the chunks really overlapped
+
+
+def test_a_chunk_that_errors_fails_only_its_own_records(sinks, make_payload) -> None:
+    # GIVEN 300 predictions; the request holding record #130 always errors
+    accepted = _accepted(make_payload, 300)
+    poisoned = accepted[130].prediction.ts
+    client = KeyFailingDynamo(fail=set(), error_ts={poisoned})
+    sink = sinks.DynamoPredictionSink(TABLE, client=client, max_attempts=2, sleep=lambda s: None)
+    # WHEN they are written
+    failed = sink.write(accepted)
+    # THEN the records of that chunk (#125-#149) are reported, all others stored
+    assert failed == [a.sequence_number for a in accepted[125:150]]
+    assert len(client.written) == 275
+
+
+def test_concurrency_must_be_positive(sinks) -> None:
+    with pytest.raises(ValueError, match="concurrency"):
+        sinks.DynamoPredictionSink(TABLE, client=object(), concurrency=0)
+
+
+def test_scored_at_is_kept(sinks, make_payload) -> None:
+    [record] = _accepted(make_payload, 1)
+    client = KeyFailingDynamo(fail=set())
+    sinks.DynamoPredictionSink(TABLE, client=client).write([record])
+    [item] = client.written.values()
+    scored = datetime.strptime(item["scored_at"]["S"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    assert abs(scored.replace(tzinfo=UTC) - record.prediction.scored_at).total_seconds() < 1
