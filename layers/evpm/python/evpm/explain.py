@@ -102,7 +102,9 @@ def importance(name: str, bundle: ModelBundle, top: int | None = None) -> dict[s
     names = list(bundle.spec.used_features)
     if isinstance(bundle.model, AnomalyDetector):
         comps = bundle.model.components
-        raw = 1.0 - np.sum(comps * comps, axis=0)  # diag(I - PᵀP)
+        raw = np.zeros(len(names))
+        # diag(I - PᵀP); with lags, the detector's columns are the first block's (the readings)
+        raw[: comps.shape[1]] = 1.0 - np.sum(comps * comps, axis=0)
     else:
         raw = np.asarray(bundle.model.feature_importance(importance_type="gain"), dtype=np.float64)
     total = float(raw.sum()) or 1.0
