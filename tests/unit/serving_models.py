@@ -59,9 +59,11 @@ def bundles(seed: int = 0) -> dict[str, ModelBundle]:
     params = {"verbose": -1, "num_threads": 1, "deterministic": True, "min_data_in_leaf": 5}
     cls = lgb.train({**params, "objective": "multiclass", "num_class": 3}, lgb.Dataset(x, y_cls), 8)
     rul = lgb.train({**params, "objective": "regression"}, lgb.Dataset(x, y_rul), 8)
-    aspec = FeatureSpec(signals=SIGNALS, windows=(4,), stats=("delta", "std"))
+    # As the training job builds it: readings and their means over 2..L+1 readings, scored by
+    # the deviation from the median of the L previous readings.
+    aspec = FeatureSpec(signals=SIGNALS, windows=(2, 3, 4), stats=("mean",))
     ax = compute(values[:, cols], units, aspec)
-    det = AnomalyDetector.fit(ax)
+    det = AnomalyDetector.fit(ax, lags=3)
     threshold = float(np.quantile(det.score(ax), 0.95))
     return {
         "ev-anomaly": ModelBundle(_spec("ev-anomaly", "anomaly", aspec, threshold=threshold), det),
