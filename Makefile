@@ -18,7 +18,7 @@ TEST_EMULATOR_PORT ?= 4597
 TEST_STATE ?= $(CURDIR)/.state/test
 TEST_ENV := EVPM_STATE_DIR=$(TEST_STATE) EVPM_EMULATOR_PORT=$(TEST_PORT) EVPM_MLFLOW_PORT=$(TEST_MLFLOW_PORT) EVPM_TEST_EMULATOR_PORT=$(TEST_EMULATOR_PORT)
 
-.PHONY: help up down status test check lint unit infra integration deps runtime clean bench-models
+.PHONY: help up down status test check lint unit infra integration deps runtime clean bench-models bench bench-serving
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -78,6 +78,12 @@ test: deps ## Everything: lint, unit, infra, integration
 	@$(MAKE) --no-print-directory STATE_DIR=$(TEST_STATE) runtime
 	@$(VENV)/bin/ruff check .
 	@$(TEST_ENV) $(VENV)/bin/python -m pytest tests -q --durations=15 -p no:cacheprovider
+
+bench: bench-serving ## Serving and streaming benchmarks against the running system (make up first)
+	@if [ -f bench/streaming.py ]; then $(VENV)/bin/python bench/streaming.py; fi
+
+bench-serving: $(VENV)/.stamp ## evpm vs the prototype's path, in process and through API Gateway -> bench/results/serving.json
+	@$(VENV)/bin/python bench/serving.py --gateway
 
 bench-models: $(VENV)/.stamp ## Yardsticks: FD001 RUL, AI4I classification, simulated fleet -> bench/results/yardsticks.json
 	@$(VENV)/bin/python bench/yardsticks.py
