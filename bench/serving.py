@@ -110,11 +110,11 @@ def train_baseline(tmp: Path, frame: pd.DataFrame) -> list[Any]:
     mlflow.set_experiment("evpm-bench-baseline")
     loaded = []
     with mlflow.start_run():
-        for name, model, flavor in (
-            ("iso", iso, mlflow.sklearn),
-            ("xgb", clf, mlflow.xgboost),
-            ("lgb", reg, mlflow.lightgbm),
-        ):
+        # The prototype pickled its sklearn pipeline; MLflow 3 defaults to skops, which
+        # refuses tree internals unless trusted one by one, so pickle it as the prototype did.
+        info = mlflow.sklearn.log_model(iso, name="iso", serialization_format="cloudpickle")
+        loaded.append(mlflow.pyfunc.load_model(info.model_uri))
+        for name, model, flavor in (("xgb", clf, mlflow.xgboost), ("lgb", reg, mlflow.lightgbm)):
             info = flavor.log_model(model, name=name)
             loaded.append(mlflow.pyfunc.load_model(info.model_uri))
     return loaded
