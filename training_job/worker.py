@@ -89,9 +89,24 @@ def _json_log(level: str, message: str, **fields: Any) -> None:
     )
 
 
+def simulator_digest() -> str:
+    """Short hash of the simulator's code: a changed simulator never reuses an old fleet."""
+    import hashlib
+
+    from training_job import simulator
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(simulator.__file__).parent.glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
 def fleet_uri(raw_bucket: str, fleet: FleetData) -> str:
-    """Where a simulated fleet lives: one object per (vehicles, hours, seed)."""
-    return f"s3://{raw_bucket}/fleet/v{fleet.vehicles}-h{fleet.hours}-s{fleet.seed}.parquet"
+    """Where a simulated fleet lives: one object per (vehicles, hours, seed, simulator code)."""
+    return (
+        f"s3://{raw_bucket}/fleet/v{fleet.vehicles}-h{fleet.hours}-s{fleet.seed}"
+        f"-{simulator_digest()}.parquet"
+    )
 
 
 def ensure_fleet(s3: Any, raw_bucket: str, fleet: FleetData) -> str:
@@ -228,6 +243,17 @@ class _Heartbeat:
         self._stop.set()
 
 
+def _answer(call: Any, **kwargs: Any) -> bool:
+    """Answer the state machine; a stopped or timed-out execution no longer listens, which
+    must not stop the worker from taking the next task."""
+    try:
+        call(**kwargs)
+    except Exception as exc:
+        _json_log("WARNING", "could not answer the task (execution gone?)", error=str(exc))
+        return False
+    return True
+
+
 def handle_message(
     body: str, *, sfn: Any, s3: Any, registry: MlflowRegistry, raw_bucket: str, loader: Any
 ) -> bool:
@@ -244,10 +270,13 @@ def handle_message(
     except Exception as exc:
         cause = f"{type(exc).__name__}: {exc}"
         _json_log("ERROR", "training failed", execution=message.get("execution"), cause=cause)
-        sfn.send_task_failure(taskToken=token, error="TrainingFailed", cause=cause[:32_000])
+        _answer(
+            sfn.send_task_failure, taskToken=token, error="TrainingFailed", cause=cause[:32_000]
+        )
         return False
     output["execution"] = message.get("execution")
-    sfn.send_task_success(taskToken=token, output=json.dumps(output, default=str))
+    if not _answer(sfn.send_task_success, taskToken=token, output=json.dumps(output, default=str)):
+        return False
     _json_log(
         "INFO",
         "training done",
