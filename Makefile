@@ -18,7 +18,7 @@ TEST_EMULATOR_PORT ?= 4597
 TEST_STATE ?= $(CURDIR)/.state/test
 TEST_ENV := EVPM_STATE_DIR=$(TEST_STATE) EVPM_EMULATOR_PORT=$(TEST_PORT) EVPM_MLFLOW_PORT=$(TEST_MLFLOW_PORT) EVPM_TEST_EMULATOR_PORT=$(TEST_EMULATOR_PORT)
 
-.PHONY: help up down status test check lint unit infra integration deps runtime clean bench-models bench bench-serving
+.PHONY: help up down status test check lint unit infra integration deps runtime clean bench-models bench-stream bench bench-serving
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -87,6 +87,9 @@ bench-serving: $(VENV)/.stamp ## evpm vs the prototype's path, in process and th
 
 bench-models: $(VENV)/.stamp ## Yardsticks: FD001 RUL, AI4I classification, simulated fleet -> bench/results/yardsticks.json
 	@$(VENV)/bin/python bench/yardsticks.py
+
+bench-stream: $(VENV)/.stamp ## Scorer in process + stream end to end for 60 s (and with a worker killed) against the running system -> bench/results/streaming.json
+	@EVPM_STATE_DIR=$(STATE_DIR) $(VENV)/bin/python bench/streaming.py
 
 clean: down ## Remove build output and all local state
 	rm -rf .build cdk.out .state

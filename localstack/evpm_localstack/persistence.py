@@ -95,9 +95,16 @@ def _backend_dict_name(container: BackendDict) -> str:
 
 # moto backends whose object graphs the C pickler handles (no locks, lambdas or odd
 # defaultdicts): ~10x faster than dill, which matters because DynamoDB grows with every
-# prediction (20,000 items: 0.9 s instead of 8.8 s, while holding the GIL). Loading is unchanged:
-# dill's unpickler reads standard pickle streams.
+# prediction (20,000 items: 0.9 s instead of 8.8 s). Loading is unchanged: dill's unpickler
+# reads standard pickle streams.
 FAST_PICKLE_SERVICES = frozenset({"dynamodb", "kinesis"})
+# ... and those pickled in a forked child: the C pickler holds the GIL for the whole dump (a
+# big predictions table froze every request for seconds); a child pickles a copy-on-write image
+# of the moment of the fork while the emulator carries on (Redis's BGSAVE). Only object graphs
+# that take no lock while pickling qualify: a lock held by another thread at the fork stays
+# held in the child (Kinesis shards lock in __getstate__, so they are pickled in process).
+FORK_PICKLE_SERVICES = frozenset({"dynamodb"})
+FORK_TIMEOUT_S = 600.0
 
 
 def fast_dumps(obj: Any) -> bytes:
@@ -106,6 +113,45 @@ def fast_dumps(obj: Any) -> bytes:
         return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     except (pickle.PicklingError, TypeError, AttributeError):
         return ls_pickle.dumps(obj)
+
+
+def forked_dump(obj: Any, path: Path) -> bool:
+    """Pickle ``obj`` into ``path`` from a forked child; False if that did not work."""
+    import warnings
+
+    tmp = path.with_name(path.name + ".fork")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork of a threaded process
+        pid = os.fork()
+    if pid == 0:  # child: no logging, no locks, no cleanup handlers - write and leave
+        code = 1
+        try:
+            with open(tmp, "wb") as handle:
+                pickle.dump(obj, handle, protocol=pickle.HIGHEST_PROTOCOL)
+                handle.flush()
+                os.fsync(handle.fileno())
+            code = 0
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + FORK_TIMEOUT_S
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            status = -1
+            break
+        time.sleep(0.05)
+    if status == 0 and tmp.is_file():
+        tmp.replace(path)
+        return True
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    LOG.warning("evpm persistence: forked pickling of %s failed (status %s)", path.name, status)
+    return False
 
 
 class SaveVisitor(StateVisitor):
@@ -125,6 +171,10 @@ class SaveVisitor(StateVisitor):
             self._write_pickle(name, state_container)
         elif isinstance(state_container, BackendDict):
             name = sf.container_filename("moto", _backend_dict_name(state_container))
+            if self.service in FORK_PICKLE_SERVICES and forked_dump(
+                    dict(state_container), self.target / name):
+                self.files.append(name)
+                return
             self._write_pickle(name, dict(state_container),
                                fast=self.service in FAST_PICKLE_SERVICES)
         elif isinstance(state_container, AssetDirectory):

@@ -38,10 +38,11 @@ class MotoDynamoDBProvider(DynamodbApi, ServiceLifecycleHook):
     """
 
     def __init__(self) -> None:
-        from evpm_localstack import fast_moto
+        from evpm_localstack import dynamodb_fast, fast_moto
 
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None
+        dynamodb_fast.install()
         fast_moto.enable("dynamodb")
 
     def accept_state_visitor(self, visitor: StateVisitor) -> None:

@@ -1,0 +1,126 @@
+"""Killing the scorer's Lambda worker mid-stream loses nothing and duplicates nothing.
+
+Records go on the stream in batches while the mapping delivers them; after the first
+predictions are stored, the scorer's worker process (of *this* run's emulator) gets SIGKILL.
+The invocation in flight fails, the mapping retries the batch, a fresh worker takes over.
+Afterwards every record is accounted for exactly once: a prediction per valid record (the
+table is keyed by vehicle + reading time, so a redelivered record overwrites itself: the
+count of items equals the count of distinct readings) and one DLQ entry per malformed record
+(per Kinesis sequence number), and the mapping gave up on no batch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import uuid
+from pathlib import Path
+
+from evpm_cli import stream, telemetry_gen
+from tests.integration.conftest import System
+
+TOTAL, MALFORMED, VEHICLES = 6000, 12, 30
+SCORER = "evpm-scorer"
+
+
+def _descendants(root: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = set(), [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def scorer_workers(emulator_pid: int) -> list[int]:
+    """This emulator's worker processes that run the scorer."""
+    pids = []
+    for pid in _descendants(emulator_pid):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if (b"evpm_lambda_bootstrap" in cmdline
+                and f"AWS_LAMBDA_FUNCTION_NAME={SCORER}".encode() in environ):
+            pids.append(pid)
+    return pids
+
+
+def _items(system: System, prefix: str) -> list[tuple[str, str]]:
+    table, keys = system.client("dynamodb"), []
+    for v in range(VEHICLES):
+        for page in table.get_paginator("query").paginate(
+                TableName=system.table, KeyConditionExpression="vehicle_id = :v",
+                ExpressionAttributeValues={":v": {"S": f"{prefix}-{v:05d}"}},
+                ProjectionExpression="vehicle_id, ts"):
+            keys += [(i["vehicle_id"]["S"], i["ts"]["S"]) for i in page["Items"]]
+    return keys
+
+
+def _drain(system: System, prefix: str, parked: dict[str, int], gave_up: list) -> None:
+    sqs = system.client("sqs")
+    while batch := sqs.receive_message(QueueUrl=system.dlq_url, MaxNumberOfMessages=10,
+                                       WaitTimeSeconds=0).get("Messages", []):
+        for message in batch:
+            body = message["Body"]
+            if prefix in body:
+                seq = json.loads(body)["kinesis"]["sequence_number"]
+                parked[seq] = parked.get(seq, 0) + 1
+            elif "KinesisBatchInfo" in body:
+                gave_up.append(body)
+        sqs.delete_message_batch(QueueUrl=system.dlq_url, Entries=[
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)])
+
+
+def test_killed_scorer_worker_loses_and_duplicates_nothing(system: System) -> None:
+    prefix = f"EVK{uuid.uuid4().hex[:6]}"
+    records = list(telemetry_gen.generate(TOTAL, vehicles=VEHICLES, malformed=MALFORMED,
+                                          prefix=prefix))
+    expected = {(key, json.loads(data)["timestamp"]) for key, data, ok in records if ok}
+    emulator_pid = system.info["emulator"]["pid"]
+    kinesis = system.client("kinesis")
+
+    # GIVEN the stream is flowing: the first third is put and its first predictions stored
+    stream.put_all(kinesis, system.stream, records[: TOTAL // 3])
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not _items(system, prefix):
+        time.sleep(0.5)
+    assert _items(system, prefix), "no prediction stored: the stream does not flow"
+    # WHEN the scorer's worker is killed while the rest is put
+    workers = scorer_workers(emulator_pid)
+    assert workers, "no scorer worker process found under this emulator"
+    for pid in workers:
+        os.kill(pid, signal.SIGKILL)
+    stream.put_all(kinesis, system.stream, records[TOTAL // 3:])
+
+    # THEN every record ends up stored or parked, exactly once
+    parked: dict[str, int] = {}
+    gave_up: list[str] = []
+    keys: list[tuple[str, str]] = []
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        _drain(system, prefix, parked, gave_up)
+        keys = _items(system, prefix)
+        if len(keys) >= len(expected) and len(parked) >= MALFORMED:
+            break
+        time.sleep(2)
+    _drain(system, prefix, parked, gave_up)
+    assert not gave_up, f"the mapping gave up on batches: {gave_up[:1]}"
+    assert len(keys) == len(set(keys)), "a prediction was stored twice"
+    assert set(keys) == expected, (
+        f"{len(expected - set(keys))} records lost, {len(set(keys) - expected)} unexpected")
+    assert len(parked) == MALFORMED, f"{len(parked)} of {MALFORMED} malformed records parked"
+    # AND a fresh worker serves the function (the killed ones are gone)
+    assert not set(workers) & set(scorer_workers(emulator_pid))
