@@ -149,7 +149,11 @@ def measure(bundle: ModelBundle, sample_values: np.ndarray, repeats: int = 200) 
     if pred.proba is not None:
         canary["finite"] = canary["finite"] and bool(np.isfinite(pred.proba).all())
         canary["proba_sum_error"] = float(np.abs(pred.proba.sum(axis=1) - 1.0).max())
-    return {"latency_ms_p99": float(np.percentile(timings, 99)), "canary": canary}
+    return {
+        "latency_ms_p50": float(np.percentile(timings, 50)),
+        "latency_ms_p99": float(np.percentile(timings, 99)),
+        "canary": canary,
+    }
 
 
 def train_for_lifecycle(
@@ -199,6 +203,7 @@ def train_for_lifecycle(
             champion_version=champion_versions.get(task),
             champion_metrics=out.get("champion_metrics"),
             latency_ms_p99=measured["latency_ms_p99"],
+            latency_ms_p50=measured["latency_ms_p50"],
             artifact_bytes=loader.artifact_bytes(out["artifact_uri"]),
             canary=measured["canary"],
         )

@@ -47,7 +47,10 @@ def test_viewer_reads_but_cannot_predict_or_promote(system: System) -> None:
     key = system.keys["viewer"]
     models = _call(system, "GET", "/models", key=key)
     assert models.status_code == 200, models.text
-    assert models.json()["serving"] == {"health": "rules-v1"}
+    # make up trained and pinned version 1 of the three models; the rules still serve too
+    assert models.json()["serving"] == {
+        "health": "rules-v1", "ev-anomaly": "1", "ev-classifier": "1", "ev-rul": "1",
+    }
     page = _call(system, "GET", "/vehicles/EV-ACC-0001/predictions?limit=5", key=key)
     assert page.status_code == 200 and page.json()["vehicle_id"] == "EV-ACC-0001"
     predict = _call(system, "POST", "/predict", RECORD, key=key)

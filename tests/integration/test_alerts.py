@@ -91,6 +91,8 @@ def test_critical_telemetry_alerts_once_per_vehicle_and_mode(system: System) -> 
     for event in seen:
         assert event["source"] == "evpm.scorer" and event["detail-type"] == "VehicleAlert"
         assert event["detail"]["status"] == "critical"
-        assert event["detail"]["model_versions"] == {"health": "rules-v1"}
+        assert event["detail"]["model_versions"]["health"] == "rules-v1"
+        assert set(event["detail"]["model_versions"]) == {"health", "ev-anomaly", "ev-classifier",
+                                                          "ev-rul"}
         assert set(event["detail"]) == {"vehicle_id", "ts", "failure_mode", "status",
                                         "health_score", "model_versions"}

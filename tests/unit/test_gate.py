@@ -84,7 +84,7 @@ def test_floors_refuse_a_model_no_better_than_naive() -> None:
 @pytest.mark.parametrize(
     ("changes", "needle"),
     [
-        ({"latency_ms_p99": 25.0}, "latency"),
+        ({"latency_ms_p99": 25.0, "latency_ms_p50": 12.0}, "latency"),
         ({"artifact_bytes": 80 * 2**20}, "artifact_size"),
         ({"canary": {"finite": True, "min": -4.0, "max": 3.0}}, "negative RUL"),
         ({"canary": {"finite": False, "min": 0.0, "max": 3.0}}, "non-finite"),

@@ -52,9 +52,10 @@ class GatePolicy(_Frozen):
     max_out_of_range_fraction: float = 0.001
     min_minority_share: float = 0.005
     """Every class of the label must be at least this share of the training rows."""
-    max_latency_ms: float = 20.0
-    """p99 of one-vehicle prediction (features from its history, then the model), per model;
-    generous because the training host may be busy: serving speed has its own benchmark."""
+    max_latency_ms: float = 10.0
+    """Median of one-vehicle prediction (features from its held history, then the model), per
+    model. The median, not the p99, because the training host may be busy with other work;
+    the p99 is reported beside it, and serving speed has its own benchmark (make bench)."""
     max_artifact_mb: float = 50.0
 
 
@@ -67,6 +68,7 @@ class ModelEvidence(_Frozen):
     champion_version: int | None = None
     champion_metrics: dict[str, float] | None = None
     latency_ms_p99: float
+    latency_ms_p50: float | None = None
     artifact_bytes: int = Field(ge=0)
     canary: dict[str, Any] = {}
     """Canary outputs: ``min``/``max`` of the predictions, ``finite`` (all numbers finite),
@@ -181,12 +183,14 @@ def _floor(model: ModelEvidence, policy: GatePolicy) -> Check:
 
 
 def _model_checks(model: ModelEvidence, policy: GatePolicy) -> list[Check]:
+    p50 = model.latency_ms_p50 if model.latency_ms_p50 is not None else model.latency_ms_p99
     out = [
         Check(
             model=model.name,
             check="latency",
-            passed=model.latency_ms_p99 <= policy.max_latency_ms,
-            detail=f"p99 {model.latency_ms_p99:.3f} ms vs budget {policy.max_latency_ms} ms",
+            passed=p50 <= policy.max_latency_ms,
+            detail=f"p50 {p50:.3f} ms vs budget {policy.max_latency_ms} ms "
+            f"(p99 {model.latency_ms_p99:.3f} ms)",
         ),
         Check(
             model=model.name,
