@@ -88,6 +88,22 @@ def _run_lifecycle(cfg: CliSettings, **kwargs: Any) -> dict[str, Any]:
 
 
 @cli.command()
+def down() -> None:
+    """Stop every process `evpm up` started (state is kept under the state folder)."""
+    cfg = settings()
+    if services.stop(cfg, services.training_worker(cfg, "unused", "unused")):
+        console.print("training worker stopped")
+    if services.stop(cfg, services.mlflow(cfg, "unused")):
+        console.print("mlflow stopped")
+    try:
+        emulator.stop(cfg)
+    except emulator.EmulatorError as exc:
+        console.print(f"[red]{exc}[/red]")
+        sys.exit(1)
+    console.print("[green]evpm is down[/green]; state kept in " + str(cfg.state_dir))
+
+
+@cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(as_json: bool) -> None:
     """Show whether the system runs, and every URL, key and name needed to use it."""
@@ -264,10 +280,6 @@ def keys_revoke(name_or_id: str) -> None:
     click.echo(json.dumps(key))
 
 
-if __name__ == "__main__":
-    cli()
-
-
 @cli.group(name="lifecycle")
 def lifecycle_group() -> None:
     """Train, validate, register and promote models through the lifecycle state machine."""
@@ -370,3 +382,7 @@ def rollback(model: str, to: int | None) -> None:
         console.print(f"[red]rollback refused:[/red] {exc}")
         sys.exit(2)
     click.echo(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    cli()
