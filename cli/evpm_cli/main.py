@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
@@ -10,9 +11,11 @@ from typing import Any
 
 import click
 import httpx
+from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from evpm.mlflow_rest import MlflowError
 from evpm.pins import MLFLOW_URI_PARAMETER, PinError
 from evpm_cli import deploy as deploy_mod
 from evpm_cli import emulator, endpoints, keys, services, stream, telemetry_gen
@@ -280,6 +283,20 @@ def keys_revoke(name_or_id: str) -> None:
     click.echo(json.dumps(key))
 
 
+def _needs_system(fn: Any) -> Any:
+    """A command that talks to the running system: unreachable means a clear message, exit 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (BotoCoreError, ClientError, MlflowError) as exc:
+            console.print(f"[red]the system does not answer:[/red] {exc}  (is it up? `make up`)")
+            sys.exit(1)
+
+    return wrapper
+
+
 @cli.group(name="lifecycle")
 def lifecycle_group() -> None:
     """Train, validate, register and promote models through the lifecycle state machine."""
@@ -312,6 +329,7 @@ def lifecycle_group() -> None:
 )
 @click.option("--no-wait", is_flag=True, help="Print the execution ARN and return.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@_needs_system
 def lifecycle_run(
     models, trigger, trigger_id, corrupt_labels, force_smoke_failure, no_wait, as_json
 ) -> None:
@@ -335,6 +353,7 @@ def lifecycle_run(
 
 @lifecycle_group.command(name="status")
 @click.argument("execution", required=False)
+@_needs_system
 def lifecycle_status(execution: str | None) -> None:
     """One execution (default: the latest) as JSON: states, gate report, pins, error."""
     cfg = settings()
@@ -350,6 +369,7 @@ def lifecycle_status(execution: str | None) -> None:
 @lifecycle_group.command(name="history")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_needs_system
 def lifecycle_history(limit: int, as_json: bool) -> None:
     """The latest executions, newest first: status, trigger, models, and why it failed."""
     runs = lifecycle_mod.history(settings(), limit=limit)
@@ -372,6 +392,7 @@ def lifecycle_history(limit: int, as_json: bool) -> None:
     default=None,
     help="Version to serve (default: the one with the 'previous' alias).",
 )
+@_needs_system
 def rollback(model: str, to: int | None) -> None:
     """Serve the previous version of MODEL again: alias and pin move now; the API and the
     scorer pick the pin up within their reload interval (10 s)."""
