@@ -82,10 +82,14 @@ def test_fleet_service_predicts_and_reports_but_cannot_roll_back(system: System)
 
 def test_ml_admin_reaches_the_admin_routes(system: System) -> None:
     key = system.keys["ml-admin"]
-    for action in ("promote", "rollback"):
-        response = _call(system, "POST", f"/models/ev-classifier/{action}", key=key)
-        assert response.status_code == 501, response.text
-        assert "not available yet" in response.json()["detail"]
+    # Promoting the champion again and rolling back with no previous version are refused
+    # with the reason (409): the routes are reached, and nothing moves.
+    promote = _call(system, "POST", "/models/ev-classifier/promote", {"version": 1}, key=key)
+    assert promote.status_code == 409, promote.text
+    assert promote.json()["detail"] == "ev-classifier version 1 is already the champion"
+    rollback = _call(system, "POST", "/models/ev-classifier/rollback", key=key)
+    assert rollback.status_code == 409, rollback.text
+    assert "no 'previous' version" in rollback.json()["detail"]
 
 
 def _until(predicate, timeout: float = 20.0):

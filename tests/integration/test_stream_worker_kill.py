@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 
 from evpm_cli import stream, telemetry_gen
-from tests.integration.conftest import System
+from tests.integration.conftest import System, read_status
 
 TOTAL, MALFORMED, VEHICLES = 6000, 12, 30
 SCORER = "evpm-scorer"
@@ -89,7 +89,8 @@ def test_killed_scorer_worker_loses_and_duplicates_nothing(system: System) -> No
     records = list(telemetry_gen.generate(TOTAL, vehicles=VEHICLES, malformed=MALFORMED,
                                           prefix=prefix))
     expected = {(key, json.loads(data)["timestamp"]) for key, data, ok in records if ok}
-    emulator_pid = system.info["emulator"]["pid"]
+    # The emulator's pid now (an earlier test restarts the system, so not the session's).
+    emulator_pid = read_status()["emulator"]["pid"]
     kinesis = system.client("kinesis")
 
     # GIVEN the stream is flowing: the first third is put and its first predictions stored
