@@ -25,7 +25,21 @@ class _FunctionSettings(BaseSettings):
     model_config = SettingsConfigDict(case_sensitive=True, frozen=True, extra="ignore")
 
 
-class ScorerSettings(_FunctionSettings):
+class _ServingSettings(_FunctionSettings):
+    """What a function that serves the pinned models reads (the scorer and the API)."""
+
+    PINS_PARAMETER: str = Field(
+        default=PINS_PARAMETER, min_length=1, description="SSM parameter of the serving pins"
+    )
+    MLFLOW_URI_PARAMETER: str = Field(
+        default=MLFLOW_URI_PARAMETER, min_length=1, description="SSM parameter: MLflow URI"
+    )
+    MODELS_TTL_SECONDS: float = Field(
+        default=10, ge=0, le=3600, description="how often a warm container re-reads the pins"
+    )
+
+
+class ScorerSettings(_ServingSettings):
     """Environment of the stream scorer (``functions/scorer``)."""
 
     PREDICTIONS_TABLE: str = Field(min_length=1, description="DynamoDB table for predictions")
@@ -46,18 +60,9 @@ class ScorerSettings(_FunctionSettings):
     HISTORY_MAX_VEHICLES: int = Field(
         default=20_000, ge=1, description="vehicles whose recent readings a container keeps"
     )
-    PINS_PARAMETER: str = Field(
-        default=PINS_PARAMETER, min_length=1, description="SSM parameter of the serving pins"
-    )
-    MLFLOW_URI_PARAMETER: str = Field(
-        default=MLFLOW_URI_PARAMETER, min_length=1, description="SSM parameter: MLflow URI"
-    )
-    MODELS_TTL_SECONDS: float = Field(
-        default=10, ge=0, le=3600, description="how often a warm container re-reads the pins"
-    )
 
 
-class ApiSettings(_FunctionSettings):
+class ApiSettings(_ServingSettings):
     """Environment of the HTTP API (``functions/api``)."""
 
     PREDICTIONS_TABLE: str = Field(min_length=1, description="DynamoDB table for predictions")
@@ -65,15 +70,6 @@ class ApiSettings(_FunctionSettings):
     POWERTOOLS_SERVICE_NAME: str = "evpm-api"
     LOG_LEVEL: LogLevel = "INFO"
     MAX_BATCH: int = Field(default=500, ge=1, le=10_000, description="records per /predict/batch")
-    PINS_PARAMETER: str = Field(
-        default=PINS_PARAMETER, min_length=1, description="SSM parameter of the serving pins"
-    )
-    MLFLOW_URI_PARAMETER: str = Field(
-        default=MLFLOW_URI_PARAMETER, min_length=1, description="SSM parameter: MLflow URI"
-    )
-    MODELS_TTL_SECONDS: float = Field(
-        default=10, ge=0, le=3600, description="how often a warm container re-reads the pins"
-    )
     ROLE_CACHE_SECONDS: float = Field(
         default=60, ge=0, le=3600, description="how long a warm container trusts a key's role"
     )
