@@ -13,7 +13,7 @@ Rows must be ordered by unit, then time (:func:`order` gives that permutation).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import numpy as np
@@ -122,19 +122,42 @@ def compute(
     pos_all = _group_position(np.asarray(units))
     if rows is not None:
         idx = np.asarray(rows, dtype=np.int64)
-        parts = [
-            _compute_rows(x_src, pos_all, idx[i : i + _ROW_CHUNK], spec)
-            for i in range(0, max(len(idx), 1), _ROW_CHUNK)
-        ]
-        out = (
-            np.vstack(parts) if parts else np.zeros((0, len(spec.names()) - len(spec.passthrough)))
+        out = np.vstack(
+            [
+                _compute_rows(x_src, pos_all, idx[i : i + _ROW_CHUNK], spec)
+                for i in range(0, max(len(idx), 1), _ROW_CHUNK)
+            ]
         )
         if spec.passthrough:
             out = np.hstack([out, x_all[idx, n_sig:]])
         return out
-    x, pos, idx = x_src, pos_all, None
+    lag = np.empty_like(x_src)
+
+    def shifted(j: int) -> np.ndarray:
+        """The reading j rows back, or 0 where that row belongs to another unit."""
+        if j == 0:
+            return x_src
+        lag[:j] = 0.0
+        lag[j:] = x_src[:-j]
+        lag[pos_all < j] = 0.0
+        return lag
+
+    blocks = _accumulate(x_src, pos_all, spec, shifted)
+    if spec.passthrough:
+        blocks.append(x_all[:, n_sig:])
+    return np.hstack(blocks) if blocks else np.zeros((x_src.shape[0], 0))
+
+
+def _accumulate(
+    x: np.ndarray, pos: np.ndarray, spec: FeatureSpec, lag_at: Callable[[int], np.ndarray]
+) -> list[np.ndarray]:
+    """Raw readings, window statistics and EWMs from each row's lags ``0 .. max_window-1``.
+
+    ``lag_at(j)`` gives the readings ``j`` rows back (0 where the row has no such past). The
+    sums run lag by lag in that order, whoever supplies the lags, which is what makes the
+    features of a whole table and of chosen rows equal bit for bit.
+    """
     blocks: list[np.ndarray] = [x] if spec.include_raw else []
-    horizon = spec.max_window
     alphas = [2.0 / (s + 1.0) for s in spec.ewm_spans]
     s0 = np.zeros_like(x)
     s1 = np.zeros_like(x)
@@ -146,16 +169,9 @@ def compute(
     window_stats: dict[int, list[np.ndarray]] = {}
     longest = spec.windows[-1] if spec.windows else 0
     extremes = "min" in spec.stats or "max" in spec.stats
-    lag = np.empty_like(x)
     tmp = np.empty_like(x)
-    for j in range(horizon):
-        # ``lag`` holds the reading j rows back, or 0 where that row belongs to another unit.
-        if j == 0:
-            lag[:] = x
-        else:
-            lag[:j] = 0.0
-            lag[j:] = x[:-j]
-            lag[pos < j] = 0.0
+    for j in range(spec.max_window):
+        lag = lag_at(j)
         if j < longest:
             s0 += lag
             np.multiply(lag, float(j), out=tmp)
@@ -176,9 +192,7 @@ def compute(
     for w in spec.windows:
         blocks += window_stats[w]
     blocks += [num / den for num, den in zip(e_num, e_den, strict=True)]
-    if spec.passthrough:
-        blocks.append(x_all[:, n_sig:])
-    return np.hstack(blocks) if blocks else np.zeros((x.shape[0], 0))
+    return blocks
 
 
 _ROW_CHUNK = 256  # rows per gathered block: bounds memory at 256 x max_window x signals
@@ -190,10 +204,11 @@ def _compute_rows(
 ) -> np.ndarray:
     """:func:`compute` for the rows ``idx`` only, from their gathered windows.
 
-    Each row's last ``max_window`` readings are gathered into ``(lag, rows, signal)``; the
-    loop's running sums over lags 0, 1, 2, ... become cumulative sums along the lag axis,
-    which numpy accumulates in that same order, so every number equals the full
-    computation's bit for bit (the tests compare them) at a fraction of the Python overhead.
+    Each row's last ``max_window`` readings are gathered into ``(lag, rows, signal)``. Many
+    rows go through :func:`_accumulate` lag by lag; a few rows (a single-vehicle request)
+    take the running sums as cumulative sums along the lag axis instead, which numpy
+    accumulates in the same lag order in a handful of calls. Either way every number equals
+    the full computation's bit for bit (the tests compare them).
     """
     horizon = spec.max_window
     lags = np.arange(horizon)
@@ -202,30 +217,12 @@ def _compute_rows(
     win = x_src[np.maximum(idx[None, :] - lags[:, None], 0)]  # (lag, rows, signals)
     win[~valid] = 0.0
     x = win[0]
+    if len(idx) > _SMALL:
+        blocks = _accumulate(x, pos, spec, lambda j: win[j])
+        return np.hstack(blocks) if blocks else np.zeros((len(idx), 0))
     blocks: list[np.ndarray] = [x] if spec.include_raw else []
     longest = spec.windows[-1] if spec.windows else 0
-    if longest and len(idx) > _SMALL:
-        # Many rows: accumulate lag by lag in place; the prefix sums are only read at the
-        # window ends, so materialising all of them (cumsum) would cost memory traffic.
-        acc = [np.zeros_like(x) for _ in range(3)]
-        tmp = np.empty_like(x)
-        lo_r, hi_r = np.full_like(x, np.inf), np.full_like(x, -np.inf)
-        extremes = "min" in spec.stats or "max" in spec.stats
-        ends = set(spec.windows)
-        for j in range(longest):
-            lag = win[j]
-            acc[0] += lag
-            np.multiply(lag, float(j), out=tmp)
-            acc[1] += tmp
-            np.multiply(lag, lag, out=tmp)
-            acc[2] += tmp
-            if extremes:
-                ok = valid[j][:, None]
-                np.minimum(lo_r, np.where(ok, lag, np.inf), out=lo_r)
-                np.maximum(hi_r, np.where(ok, lag, -np.inf), out=hi_r)
-            if j + 1 in ends:
-                blocks += _window(x, pos, j + 1, acc[0], acc[1], acc[2], lo_r, hi_r, spec.stats)
-    elif longest:
+    if longest:
         head = win[:longest]
         s0 = np.cumsum(head, axis=0)
         s1 = np.cumsum(head * lags[:longest, None, None].astype(np.float64), axis=0)
