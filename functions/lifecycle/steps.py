@@ -11,9 +11,10 @@ import boto3
 
 from evpm.gate import GateEvidence, GateReport, evaluate
 from evpm.mlflow_rest import MlflowRegistry
-from evpm.pins import CHAMPION, PREVIOUS, dump_pins, parse_pins, plan_promotion
+from evpm.pins import CHAMPION, PREVIOUS, plan_promotion
 from evpm.settings import LifecycleSettings
 from evpm.telemetry import EXAMPLE_RECORD, format_timestamp
+from evpm_aws.model_store import SsmPinStore, mlflow_uri
 
 __all__ = ["PromotionFailed", "SmokeTestFailed", "Steps", "canary_records"]
 
@@ -48,6 +49,7 @@ class Steps:
     def __init__(self, settings: LifecycleSettings, *, ssm: Any, s3: Any, lam: Any) -> None:
         self.settings = settings
         self.ssm, self.s3, self.lam = ssm, s3, lam
+        self.pins = SsmPinStore(ssm, settings.PINS_PARAMETER)
         self._registry: MlflowRegistry | None = None
 
     @classmethod
@@ -62,22 +64,10 @@ class Steps:
     @property
     def registry(self) -> MlflowRegistry:
         if self._registry is None:
-            uri = self.ssm.get_parameter(Name=self.settings.MLFLOW_URI_PARAMETER)
-            self._registry = MlflowRegistry(uri["Parameter"]["Value"])
+            self._registry = MlflowRegistry(
+                mlflow_uri(self.ssm, self.settings.MLFLOW_URI_PARAMETER)
+            )
         return self._registry
-
-    # Pins -------------------------------------------------------------------------------
-    def read_pins(self) -> dict[str, int]:
-        try:
-            value = self.ssm.get_parameter(Name=self.settings.PINS_PARAMETER)["Parameter"]["Value"]
-        except self.ssm.exceptions.ParameterNotFound:
-            return {}
-        return parse_pins(value)
-
-    def write_pins(self, pins: dict[str, int]) -> None:
-        self.ssm.put_parameter(
-            Name=self.settings.PINS_PARAMETER, Value=dump_pins(pins), Type="String", Overwrite=True
-        )
 
     # Validate ---------------------------------------------------------------------------
     def validate(self, train: dict[str, Any], *, execution: str) -> dict[str, Any]:
@@ -132,14 +122,14 @@ class Steps:
     # Promote ----------------------------------------------------------------------------
     def promote(self, versions: dict[str, int]) -> dict[str, Any]:
         """Move ``champion``/``previous`` and the pins; returns before and after for revert."""
-        before_pins = self.read_pins()
+        before_pins = self.pins.read()
         before_aliases = {name: self.registry.aliases(name) for name in versions}
         try:
             for name, version in versions.items():
                 plan = plan_promotion(name, int(version), before_aliases[name].get(CHAMPION))
                 self.registry.set_aliases(name, champion=plan.champion, previous=plan.previous)
             after = {**before_pins, **{k: int(v) for k, v in versions.items()}}
-            self.write_pins(after)
+            self.pins.write(after)
         except Exception as exc:
             self._restore(before_pins, before_aliases)
             raise PromotionFailed(f"{type(exc).__name__}: {exc}") from exc
@@ -153,7 +143,7 @@ class Steps:
             self.registry.set_aliases(
                 name, champion=known.get(CHAMPION), previous=known.get(PREVIOUS)
             )
-        self.write_pins(pins)
+        self.pins.write(pins)
 
     def revert(self, promotion: dict[str, Any]) -> dict[str, Any]:
         """Undo a promotion exactly: pins and aliases as they were before it."""

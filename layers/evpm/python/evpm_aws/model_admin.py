@@ -16,11 +16,10 @@ from evpm.pins import (
     MODEL_NAMES,
     PREVIOUS,
     PinError,
-    dump_pins,
-    parse_pins,
     plan_promotion,
     plan_rollback,
 )
+from evpm_aws.model_store import SsmPinStore
 
 __all__ = ["ModelAdmin", "PinStore", "SsmPinStore", "UnknownVersionError"]
 
@@ -32,22 +31,6 @@ class UnknownVersionError(PinError):
 class PinStore(Protocol):
     def read(self) -> dict[str, int]: ...
     def write(self, pins: dict[str, int]) -> None: ...
-
-
-class SsmPinStore:
-    """The pins as one SSM String parameter (JSON)."""
-
-    def __init__(self, ssm: Any, name: str) -> None:
-        self.ssm, self.name = ssm, name
-
-    def read(self) -> dict[str, int]:
-        try:
-            return parse_pins(self.ssm.get_parameter(Name=self.name)["Parameter"]["Value"])
-        except self.ssm.exceptions.ParameterNotFound:
-            return {}
-
-    def write(self, pins: dict[str, int]) -> None:
-        self.ssm.put_parameter(Name=self.name, Value=dump_pins(pins), Type="String", Overwrite=True)
 
 
 def _json_tag(tags: dict[str, str], key: str) -> Any:

@@ -17,9 +17,9 @@ from urllib.parse import urlparse
 
 from evpm.mlflow_rest import MlflowRegistry
 from evpm.models import ModelBundle, ModelSpec
-from evpm.pins import MLFLOW_URI_PARAMETER, PINS_PARAMETER, parse_pins
+from evpm.pins import MLFLOW_URI_PARAMETER, PINS_PARAMETER, dump_pins, parse_pins
 
-__all__ = ["BundleLoader", "mlflow_uri", "pins_reader", "split_s3"]
+__all__ = ["BundleLoader", "SsmPinStore", "mlflow_uri", "split_s3"]
 
 
 def split_s3(uri: str) -> tuple[str, str]:
@@ -30,25 +30,28 @@ def split_s3(uri: str) -> tuple[str, str]:
     return parsed.netloc, parsed.path.lstrip("/")
 
 
-def pins_reader(ssm: Any, parameter: str = PINS_PARAMETER) -> Callable[[], dict[str, int]]:
-    """A function returning the current pins (``{}`` while the parameter does not exist)."""
+class SsmPinStore:
+    """The serving pins as one SSM String parameter (JSON); ``{}`` while it does not exist."""
 
-    def read() -> dict[str, int]:
+    def __init__(self, ssm: Any, name: str = PINS_PARAMETER) -> None:
+        self.ssm, self.name = ssm, name
+
+    def read(self) -> dict[str, int]:
         try:
-            value = ssm.get_parameter(Name=parameter)["Parameter"]["Value"]
-        except ssm.exceptions.ParameterNotFound:
+            return parse_pins(self.ssm.get_parameter(Name=self.name)["Parameter"]["Value"])
+        except self.ssm.exceptions.ParameterNotFound:
             return {}
-        return parse_pins(value)
 
-    return read
+    def write(self, pins: dict[str, int]) -> None:
+        self.ssm.put_parameter(Name=self.name, Value=dump_pins(pins), Type="String", Overwrite=True)
 
 
-def mlflow_uri(ssm: Any) -> str:
+def mlflow_uri(ssm: Any, parameter: str = MLFLOW_URI_PARAMETER) -> str:
     """``MLFLOW_TRACKING_URI`` if set, else the SSM parameter ``evpm up`` writes."""
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
         return uri
-    return ssm.get_parameter(Name=MLFLOW_URI_PARAMETER)["Parameter"]["Value"]
+    return ssm.get_parameter(Name=parameter)["Parameter"]["Value"]
 
 
 class BundleLoader:
