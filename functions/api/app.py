@@ -56,7 +56,7 @@ from evpm.settings import ApiSettings
 from evpm.telemetry import VEHICLE_ID_PATTERN, TelemetryRecord, to_matrix
 from evpm_aws.model_admin import ModelAdmin, SsmPinStore, UnknownVersionError
 from evpm_aws.model_store import mlflow_uri
-from evpm_aws.serving import CANARY_KEY, answer_canary, pinned_models
+from evpm_aws.serving import CANARY_KEY, answer_canary, pinned_models, served_now
 
 settings = ApiSettings()  # validated at cold start: a missing variable fails loudly
 logger = Logger(service=settings.POWERTOOLS_SERVICE_NAME, level=settings.LOG_LEVEL)
@@ -372,19 +372,19 @@ def _merge(route: dict[str, Any], responses: dict[int, Any]) -> dict[str, Any]:
     return {**route, "responses": {**route["responses"], **responses}}
 
 
+def _pinned_of(api: FastAPI) -> PinnedModels:
+    """The app's pinned models (given by a test, or this container's, built on first use)."""
+    if api.state.pinned is None:
+        api.state.pinned = pinned_models(ttl=settings.MODELS_TTL_SECONDS)
+    return api.state.pinned
+
+
 def _pinned(request: Request) -> PinnedModels:
-    if request.app.state.pinned is None:
-        request.app.state.pinned = pinned_models(ttl=settings.MODELS_TTL_SECONDS)
-    return request.app.state.pinned
+    return _pinned_of(request.app)
 
 
 def _served(request: Request) -> ServedModels:
-    """The pinned models now; a failed reload keeps the old ones and is logged."""
-    pinned = _pinned(request)
-    served = pinned.current()
-    if pinned.last_error:
-        logger.warning("serving previous models", extra={"error": pinned.last_error})
-    return served
+    return served_now(_pinned(request), logger)
 
 
 def _admin(request: Request) -> ModelAdmin:
@@ -424,7 +424,5 @@ _asgi = Mangum(app, lifespan="off")
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Lambda entry point (``app.handler``): API Gateway events, or the lifecycle's canary."""
     if CANARY_KEY in event:
-        pinned = app.state.pinned or pinned_models(ttl=settings.MODELS_TTL_SECONDS)
-        app.state.pinned = pinned
-        return answer_canary(event, pinned)
+        return answer_canary(event, _pinned_of(app))
     return _asgi(event, context)

@@ -28,7 +28,7 @@ from evpm.alerts import select_alerts
 from evpm.ingest import RawRecord, process_batch
 from evpm.serving import History, ServedModels
 from evpm.settings import ScorerSettings
-from evpm_aws.serving import CANARY_KEY, answer_canary, pinned_models
+from evpm_aws.serving import CANARY_KEY, answer_canary, pinned_models, served_now
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import (
@@ -133,18 +133,6 @@ def handle(
     return {"batchItemFailures": [{"itemIdentifier": seq} for seq in retry]}
 
 
-def _served() -> ServedModels:
-    """The pinned models now; a failed reload keeps the old ones and says so in the log."""
-    pinned = pinned_models()
-    served = pinned.current()
-    if pinned.last_error:
-        logger.warning(
-            "serving previous models",
-            extra={"error": pinned.last_error, "versions": served.versions},
-        )
-    return served
-
-
 @metrics.log_metrics
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -157,6 +145,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         predictions=predictions,
         parked=parked,
         alerts=alerts,
-        models=_served(),
+        models=served_now(pinned_models(), logger),
         history=_history,
     )

@@ -12,11 +12,11 @@ from typing import Any
 
 from evpm.mlflow_rest import MlflowRegistry
 from evpm.scoring import score_records
-from evpm.serving import History, PinnedModels
+from evpm.serving import History, PinnedModels, ServedModels
 from evpm.telemetry import TelemetryRecord
-from evpm_aws.model_store import BundleLoader, mlflow_uri, pins_reader
+from evpm_aws.model_store import BundleLoader, SsmPinStore, mlflow_uri
 
-__all__ = ["CANARY_KEY", "answer_canary", "pinned_models"]
+__all__ = ["CANARY_KEY", "answer_canary", "pinned_models", "served_now"]
 
 CANARY_KEY = "evpm_canary"
 _pinned: PinnedModels | None = None
@@ -32,8 +32,19 @@ def pinned_models(*, ttl: float | None = None) -> PinnedModels:
         seconds = ttl if ttl is not None else float(os.environ.get("MODELS_TTL_SECONDS", "10"))
         loader = BundleLoader(lambda: MlflowRegistry(mlflow_uri(ssm)), s3)
         parameter = os.environ.get("PINS_PARAMETER", "/evpm/serving/pins")
-        _pinned = PinnedModels(pins_reader(ssm, parameter), loader, ttl=seconds)
+        _pinned = PinnedModels(SsmPinStore(ssm, parameter).read, loader, ttl=seconds)
     return _pinned
+
+
+def served_now(pinned: PinnedModels, logger: Any) -> ServedModels:
+    """The pinned models now; a failed reload keeps the old ones and says so in the log."""
+    served = pinned.current()
+    if pinned.last_error:
+        logger.warning(
+            "serving previous models",
+            extra={"error": pinned.last_error, "versions": served.versions},
+        )
+    return served
 
 
 def answer_canary(event: dict[str, Any], pinned: PinnedModels) -> dict[str, Any]:
