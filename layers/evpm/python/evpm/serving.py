@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -134,7 +134,11 @@ class History:
         self.depth = max(1, depth)
 
     def assemble(
-        self, vehicle_ids: Sequence[str], times: np.ndarray, values: np.ndarray
+        self,
+        vehicle_ids: Sequence[str],
+        times: np.ndarray,
+        values: np.ndarray,
+        groups: VehicleGroups | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Rows to featurise: ``(matrix, units, targets, order)``.
 
@@ -142,17 +146,13 @@ class History:
         order; ``units`` labels the vehicles; ``targets`` are the row indices of the new
         readings, and ``order`` maps them back: ``targets[k]`` is input reading ``order[k]``.
         """
-        ids = np.asarray(vehicle_ids, dtype=str)
-        perm = np.lexsort((times, ids))
+        groups = groups or VehicleGroups.of(vehicle_ids, times)
         blocks: list[np.ndarray] = []
         units: list[np.ndarray] = []
         targets: list[np.ndarray] = []
         offset = 0
-        sorted_ids = ids[perm]
-        bounds = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1], True])
-        for g, (lo, hi) in enumerate(itertools.pairwise(bounds)):
-            rows = perm[lo:hi]
-            held = self._data.get(str(sorted_ids[lo]))
+        for g, (vid, rows) in enumerate(groups):
+            held = self._data.get(vid)
             past = np.empty((0, values.shape[1]))
             if held is not None:
                 keep = held[0] < times[rows[0]]
@@ -162,17 +162,17 @@ class History:
             units.append(np.full(len(block), g, dtype=np.int64))
             targets.append(np.arange(offset + len(past), offset + len(block)))
             offset += len(block)
-        return np.vstack(blocks), np.concatenate(units), np.concatenate(targets), perm
+        return np.vstack(blocks), np.concatenate(units), np.concatenate(targets), groups.order
 
-    def remember(self, vehicle_ids: Sequence[str], times: np.ndarray, values: np.ndarray) -> None:
+    def remember(
+        self,
+        vehicle_ids: Sequence[str],
+        times: np.ndarray,
+        values: np.ndarray,
+        groups: VehicleGroups | None = None,
+    ) -> None:
         """Add readings (any order); keep the newest ``depth`` distinct times per vehicle."""
-        ids = np.asarray(vehicle_ids, dtype=str)
-        perm = np.lexsort((times, ids))
-        sorted_ids = ids[perm]
-        bounds = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1], True])
-        for lo, hi in itertools.pairwise(bounds):
-            vid = str(sorted_ids[lo])
-            rows = perm[lo:hi]
+        for vid, rows in groups or VehicleGroups.of(vehicle_ids, times):
             t_new, x_new = times[rows], values[rows]
             held = self._data.pop(vid, None)
             if held is not None:
@@ -184,6 +184,31 @@ class History:
             self._data[vid] = (t_new[-self.depth :], x_new[-self.depth :])
         while len(self._data) > self.max_vehicles:
             self._data.popitem(last=False)
+
+
+@dataclass(frozen=True)
+class VehicleGroups:
+    """A batch's readings grouped by vehicle, each group in time order (sorted once, used by
+    both :meth:`History.assemble` and :meth:`History.remember`)."""
+
+    order: np.ndarray
+    """Permutation of the batch: by vehicle, then time."""
+    groups: list[tuple[str, np.ndarray]]
+    """``(vehicle_id, row indices)`` per vehicle, rows in time order."""
+
+    @classmethod
+    def of(cls, vehicle_ids: Sequence[str], times: np.ndarray) -> VehicleGroups:
+        ids = np.asarray(vehicle_ids, dtype=str)
+        order = np.lexsort((times, ids))
+        sorted_ids = ids[order]
+        bounds = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1], True])
+        return cls(
+            order=order,
+            groups=[(str(sorted_ids[lo]), order[lo:hi]) for lo, hi in itertools.pairwise(bounds)],
+        )
+
+    def __iter__(self) -> Iterator[tuple[str, np.ndarray]]:
+        return iter(self.groups)
 
 
 @dataclass(frozen=True)
@@ -217,7 +242,8 @@ def model_inputs(
     scratch = history if history is not None else History(models.depth)
     if scratch.depth < models.depth:
         scratch.resize(models.depth)
-    matrix, units, targets, order = scratch.assemble(vehicle_ids, times, values)
+    groups = VehicleGroups.of(vehicle_ids, times)
+    matrix, units, targets, order = scratch.assemble(vehicle_ids, times, values, groups)
     inverse = np.empty(n, dtype=np.int64)
     inverse[order] = np.arange(n)
     by_spec: dict[object, np.ndarray] = {}
@@ -229,7 +255,7 @@ def model_inputs(
             by_spec[fspec] = compute(matrix[:, cols], units, fspec, rows=targets)[inverse]
         out[name] = by_spec[fspec][:, bundle._columns]
     if history is not None:
-        history.remember(vehicle_ids, times, values)
+        history.remember(vehicle_ids, times, values, groups)
     return out
 
 
