@@ -18,11 +18,16 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from evpm.boosters import row_predictor
 from evpm.features import FeatureSpec, compute
 
 __all__ = ["AnomalyDetector", "ModelBundle", "ModelSpec", "Prediction"]
 
 Task = Literal["anomaly", "classifier", "rul"]
+
+_ROW_BY_ROW = 8
+"""Up to this many rows a booster scores them one by one on LightGBM's single-row path
+(:mod:`evpm.boosters`); more rows amortise ``Booster.predict``'s per-call cost."""
 
 
 class ModelSpec(BaseModel):
@@ -175,6 +180,8 @@ class ModelBundle:
         self.model = model
         names = spec.features.names()
         self._columns = np.array([names.index(c) for c in spec.used_features], dtype=np.int64)
+        # Set up once per loaded version: a single vehicle's request then costs the trees only.
+        self._rows = row_predictor(model) if spec.task != "anomaly" else None
 
     @staticmethod
     def model_filename(task: Task) -> str:
@@ -208,7 +215,10 @@ class ModelBundle:
             score = self.model.score(matrix)
             threshold = self.spec.threshold if self.spec.threshold is not None else np.inf
             return Prediction(value=score, flag=score > threshold)
-        raw = np.asarray(self.model.predict(matrix, num_threads=1), dtype=np.float64)
+        if self._rows is not None and matrix.shape[0] <= _ROW_BY_ROW:
+            raw = self._rows.predict(matrix)  # the booster's numbers, bit for bit
+        else:
+            raw = np.asarray(self.model.predict(matrix, num_threads=1), dtype=np.float64)
         if self.spec.task == "classifier":
             proba = raw if raw.ndim == 2 else np.column_stack([1.0 - raw, raw])
             if self.spec.threshold is not None and proba.shape[1] == 2:

@@ -1,0 +1,52 @@
+"""Model bundles: the fast paths a request takes give the registered model's numbers exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from evpm.models import _ROW_BY_ROW, ModelBundle
+from tests.unit.serving_models import bundles
+
+
+@pytest.fixture(scope="module")
+def loaded() -> dict[str, ModelBundle]:
+    return bundles()
+
+
+def _rows(bundle: ModelBundle, count: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(50, 10, size=(count, len(bundle.spec.used_features)))
+    x[rng.random(x.shape) < 0.1] = np.nan
+    return x
+
+
+@pytest.mark.parametrize("name", ["ev-classifier", "ev-rul"])
+@pytest.mark.parametrize("count", [1, 2, _ROW_BY_ROW, _ROW_BY_ROW + 1, 300])
+def test_few_rows_take_the_single_row_path_and_equal_the_booster(
+    loaded: dict[str, ModelBundle], name: str, count: int
+) -> None:
+    bundle = loaded[name]
+    assert bundle._rows is not None  # the fast path is set up when the bundle is loaded
+    x = _rows(bundle, count)
+    got = bundle.predict_matrix(x)
+    raw = bundle.model.predict(x, num_threads=1)
+    if name == "ev-rul":
+        assert np.array_equal(got.value, np.clip(raw, 0.0, bundle.spec.rul_cap))
+    else:
+        assert np.array_equal(got.proba, raw)
+        assert np.array_equal(got.value, raw.argmax(axis=1))
+
+
+def test_without_the_fast_path_the_booster_answers_the_same(
+    loaded: dict[str, ModelBundle], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bundle = loaded["ev-classifier"]
+    x = _rows(bundle, 3)
+    fast = bundle.predict_matrix(x)
+    monkeypatch.setattr(bundle, "_rows", None)  # e.g. a lightgbm without the private C API
+    assert np.array_equal(bundle.predict_matrix(x).proba, fast.proba)
+
+
+def test_the_anomaly_detector_has_no_booster_path(loaded: dict[str, ModelBundle]) -> None:
+    assert loaded["ev-anomaly"]._rows is None
