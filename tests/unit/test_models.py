@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evpm.models import _ROW_BY_ROW, ModelBundle
+from evpm.models import _ROW_BY_ROW, ModelBundle, _median_last
 from tests.unit.serving_models import bundles
 
 
@@ -50,3 +50,15 @@ def test_without_the_fast_path_the_booster_answers_the_same(
 
 def test_the_anomaly_detector_has_no_booster_path(loaded: dict[str, ModelBundle]) -> None:
     assert loaded["ev-anomaly"]._rows is None
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # inf - inf, as numpy's
+@pytest.mark.parametrize("count", [1, 2, 3, 4, 5, 8])
+def test_median_of_the_last_axis_equals_numpy_bit_for_bit(count: int) -> None:
+    rng = np.random.default_rng(count)
+    a = rng.normal(size=(4000, 6, count)) * rng.choice([1e-9, 1.0, 1e9], size=(4000, 6, count))
+    a[rng.random(a.shape) < 0.02] = np.nan
+    a[rng.random(a.shape) < 0.05] = 0.0
+    a[rng.random(a.shape) < 0.01] = np.inf
+    a[rng.random(a.shape) < 0.01] = -np.inf
+    assert np.array_equal(_median_last(a), np.median(a, axis=-1), equal_nan=True)

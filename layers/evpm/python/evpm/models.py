@@ -51,6 +51,19 @@ class ModelSpec(BaseModel):
     rul_cap: float | None = None
 
 
+def _median_last(a: np.ndarray) -> np.ndarray:
+    """``np.median(a, axis=-1)`` bit for bit, in a few numpy calls instead of ~15.
+
+    The middle of the sorted values (the mean of the two middle ones, ``(lo + hi) / 2``, for
+    an even count, as ``np.median`` takes it); NaN wherever the values hold a NaN (sorted last).
+    The detector scores every request through this, so its fixed cost counts.
+    """
+    s = np.sort(a, axis=-1)
+    m = a.shape[-1] // 2
+    mid = s[..., m] if a.shape[-1] % 2 else (s[..., m - 1] + s[..., m]) / 2.0
+    return np.where(np.isnan(s[..., -1]), np.nan, mid)
+
+
 @dataclass(frozen=True, slots=True)
 class AnomalyDetector:
     """Robust standardisation + PCA reconstruction error.
@@ -78,7 +91,7 @@ class AnomalyDetector:
         means = [x[:, i * d : (i + 1) * d] for i in range(lags + 1)]
         # mean_w = (x_t + ... + x_{t-w+1}) / w, so x_{t-w+1} = w*mean_w - (w-1)*mean_{w-1}.
         past = [w * means[w - 1] - (w - 1) * means[w - 2] for w in range(2, lags + 2)]
-        return means[0] - np.median(np.stack(past, axis=2), axis=2)
+        return means[0] - _median_last(np.stack(past, axis=2))
 
     @classmethod
     def fit(
