@@ -127,6 +127,25 @@ def test_random_batch_vectorised_equals_per_row():
     assert together == [assess(matrix[i : i + 1])[0] for i in range(300)]
 
 
+def test_one_pass_over_the_threshold_rules_equals_each_rule_on_its_own():
+    # GIVEN random readings, many of them exactly on, just above or just below a limit
+    rng = np.random.default_rng(11)
+    lows = np.array([SENSOR_RANGES[f].low for f in FEATURES])
+    highs = np.array([SENSOR_RANGES[f].high for f in FEATURES])
+    matrix = rng.uniform(lows, highs, size=(3000, len(FEATURES)))
+    for rule in RULES:
+        if rule.limits is not None:
+            limits = [rule.limits.watch, rule.limits.critical or rule.limits.watch]
+            near = np.array([np.nextafter(v, d) for v in limits for d in (-np.inf, np.inf)])
+            pick = rng.random(len(matrix)) < 0.3
+            matrix[pick, rule.limits.column] = rng.choice([*limits, *near], size=pick.sum())
+    matrix[rng.random(matrix.shape) < 0.01] = np.nan
+    # WHEN judged in one pass THEN each column is what that rule's own evaluate says
+    expected = np.column_stack([rule.evaluate(matrix) for rule in RULES]).astype(np.int8)
+    assert np.array_equal(severity_matrix(matrix), expected)
+    assert sum(rule.limits is not None for rule in RULES) == 9  # the threshold rules
+
+
 def test_empty_matrix_gives_no_assessments():
     assert assess(np.empty((0, len(FEATURES)))) == []
 

@@ -14,8 +14,10 @@ How a row is judged:
   earlier in :data:`FAILURE_MODE_PRIORITY` (safety first). Tyre findings have no mode: they
   are reported as findings only.
 
-The maths runs on the whole ``(n, 24)`` matrix at once with numpy; Python loops only over the
-(fixed, small) list of rules and over the findings that fired, to build their messages.
+Every rule judges the whole ``(n, 24)`` matrix at once with numpy (the threshold rules in one
+pass); Python then visits only the rows on which something fired, to rank their findings and
+build the messages. A nominal reading — nearly all of them — costs no Python beyond its verdict,
+which keeps a single-vehicle request within its latency budget.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ __all__ = [
     "Assessment",
     "FailureMode",
     "Finding",
+    "Limits",
     "Rule",
     "Severity",
     "Status",
@@ -102,6 +105,20 @@ class Assessment(BaseModel):
 
 
 @dataclass(frozen=True, slots=True)
+class Limits:
+    """A one-sensor threshold rule as data: the column and its watch/critical limits.
+
+    Kept beside ``evaluate`` so :func:`severity_matrix` can judge every threshold rule in one
+    numpy pass (a single-vehicle request otherwise pays ~40 small numpy calls for 9 rules).
+    """
+
+    column: int
+    watch: float
+    critical: float | None
+    above: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Rule:
     """A named check: ``evaluate`` maps the matrix to per-row severities (0, 1, 2)."""
 
@@ -110,6 +127,8 @@ class Rule:
     failure_mode: FailureMode
     evaluate: Callable[[np.ndarray], np.ndarray]
     describe: Callable[[np.ndarray, int], str]
+    limits: Limits | None = None
+    """Set for threshold rules; ``evaluate`` gives the same severities one rule at a time."""
 
 
 def _above(
@@ -159,7 +178,7 @@ def _threshold(
         side = "above" if above else "below"
         return f"{feature} {row[col]:g} {unit} is {side} the {_SEVERITIES[severity]} limit {limit:g} {unit}"
 
-    return Rule(rule_id, component, mode, evaluate, describe)
+    return Rule(rule_id, component, mode, evaluate, describe, Limits(col, watch, critical, above))
 
 
 def _speed_without_rpm(matrix: np.ndarray) -> np.ndarray:
@@ -206,6 +225,20 @@ RULES: tuple[Rule, ...] = (
     ),
 )
 
+# The threshold rules as arrays (one pass in severity_matrix); the others are called one by one.
+_LIMITED = np.array([i for i, r in enumerate(RULES) if r.limits is not None], dtype=np.intp)
+_OTHERS = tuple(i for i, r in enumerate(RULES) if r.limits is None)
+_LIMITS = [r.limits for r in RULES if r.limits is not None]
+_LIMIT_COLUMNS = np.array([lim.column for lim in _LIMITS], dtype=np.intp)
+_LIMIT_SIGN = np.array([1.0 if lim.above else -1.0 for lim in _LIMITS])
+_LIMIT_WATCH = np.array([lim.watch for lim in _LIMITS]) * _LIMIT_SIGN
+_LIMIT_CRITICAL = np.array(
+    [
+        np.inf if lim.critical is None else lim.critical * sign
+        for lim, sign in zip(_LIMITS, _LIMIT_SIGN, strict=True)
+    ]
+)
+
 # Rank of each rule's failure mode for the tie-break; rules without a mode never win.
 _MODE_RANK = np.array(
     [
@@ -215,6 +248,8 @@ _MODE_RANK = np.array(
         for rule in RULES
     ]
 )
+_MODE_RANK_OF: tuple[int, ...] = tuple(_MODE_RANK.tolist())
+_PENALTY_OF: tuple[float, ...] = tuple(_PENALTY.tolist())
 
 
 def severity_matrix(matrix: np.ndarray) -> np.ndarray:
@@ -224,9 +259,15 @@ def severity_matrix(matrix: np.ndarray) -> np.ndarray:
     """
     if matrix.ndim != 2 or matrix.shape[1] != len(FEATURES):
         raise ValueError(f"expected an (n, {len(FEATURES)}) matrix, got shape {matrix.shape}")
-    if not RULES:
-        return np.zeros((matrix.shape[0], 0), dtype=np.int8)
-    return np.column_stack([rule.evaluate(matrix) for rule in RULES]).astype(np.int8)
+    out = np.empty((matrix.shape[0], len(RULES)), dtype=np.int8)
+    if _LIMITED.size:
+        # ``above``: value > limit; below: -value > -limit (negation is exact, NaN stays False).
+        # A rule without a critical limit compares with +inf, which nothing exceeds.
+        signed = matrix[:, _LIMIT_COLUMNS] * _LIMIT_SIGN
+        out[:, _LIMITED] = (signed > _LIMIT_WATCH).astype(np.int8) + (signed > _LIMIT_CRITICAL)
+    for i in _OTHERS:
+        out[:, i] = RULES[i].evaluate(matrix)
+    return out
 
 
 def assess(matrix: np.ndarray) -> list[Assessment]:
@@ -237,37 +278,37 @@ def assess(matrix: np.ndarray) -> list[Assessment]:
         [a.status for a in assess(to_matrix(records))]   # ["ok", "critical", ...]
     """
     severities = severity_matrix(matrix)
-    n = severities.shape[0]
-    worst = severities.max(axis=1, initial=0)
-    scores = np.clip(100.0 - _PENALTY[severities].sum(axis=1), 0.0, 100.0)
-
-    # Most severe finding with a mode wins; the mode rank breaks ties between equals.
-    key = np.where(
-        (severities > 0) & (_MODE_RANK > 0), severities.astype(np.int32) * 100 + _MODE_RANK, 0
-    )
-    winner = key.argmax(axis=1) if n else np.zeros(0, dtype=np.intp)
-    has_mode = key.max(axis=1, initial=0) > 0
-
-    findings: list[list[Finding]] = [[] for _ in range(n)]
-    rows, cols = np.nonzero(severities)
-    order = np.lexsort((cols, -severities[rows, cols], rows))  # by row, worst first, rule order
-    for row, col in zip(rows[order], cols[order], strict=True):
-        rule, severity = RULES[col], int(severities[row, col])
-        findings[row].append(
-            Finding(
-                rule_id=rule.id,
-                component=rule.component,
-                severity=_SEVERITIES[severity],
-                message=rule.describe(matrix[row], severity),
-            )
-        )
-
+    fired = severities.any(axis=1).tolist()
     return [
-        Assessment(
-            status=_STATUSES[worst[i]],
-            health_score=float(scores[i]),
-            failure_mode=RULES[winner[i]].failure_mode if has_mode[i] else "none",
-            findings=findings[i],
-        )
-        for i in range(n)
+        _judge(matrix[i], severities[i].tolist())
+        if fired[i]
+        else Assessment(status="ok", health_score=100.0, failure_mode="none", findings=[])
+        for i in range(len(fired))
     ]
+
+
+def _judge(row: np.ndarray, severity: list[int]) -> Assessment:
+    """The verdict on one reading on which at least one rule fired (``severity`` per rule).
+
+    Findings are listed worst first, then in rule order. Penalties are whole numbers, so
+    their float sum is exact in any order.
+    """
+    fired = sorted((c for c, s in enumerate(severity) if s), key=lambda c: (-severity[c], c))
+    score = 100.0 - sum(_PENALTY_OF[severity[c]] for c in fired)
+    # Most severe finding with a mode wins; the mode rank breaks ties between equals.
+    moded = [c for c in fired if _MODE_RANK_OF[c] > 0]
+    winner = max(moded, key=lambda c: (severity[c], _MODE_RANK_OF[c])) if moded else None
+    return Assessment(
+        status=_STATUSES[severity[fired[0]]],
+        health_score=min(max(score, 0.0), 100.0),
+        failure_mode=RULES[winner].failure_mode if winner is not None else "none",
+        findings=[
+            Finding(
+                rule_id=RULES[c].id,
+                component=RULES[c].component,
+                severity=_SEVERITIES[severity[c]],
+                message=RULES[c].describe(row, severity[c]),
+            )
+            for c in fired
+        ],
+    )
