@@ -51,6 +51,29 @@ def test_streamed_batches_with_history_equal_whole_series_bit_for_bit(served: Se
         assert np.array_equal(np.concatenate(parts), reference[name][idx]), name
 
 
+def test_one_reading_at_a_time_equals_whole_series_bit_for_bit(served: ServedModels) -> None:
+    # GIVEN a stream scored one reading per call (a single vehicle's request: the one-vehicle
+    # assembly and the boosters' single-row path)
+    ids, times, values = readings(vehicles=3, hours=30)
+    reference = _reference(served, ids, times, values)
+    history = History(served.depth)
+    order = np.argsort(times, kind="stable")
+    got: dict[str, list[np.ndarray]] = {"ev-anomaly": [], "ev-classifier": [], "ev-rul": []}
+    for i in order:
+        out = score_models(served, [ids[i]], times[i : i + 1], values[i : i + 1], history)
+        got["ev-anomaly"].append(out.anomaly_score)
+        got["ev-classifier"].append(out.failure_proba)
+        got["ev-rul"].append(out.rul_hours)
+    # THEN the boosters' outputs are the whole-series computation's, bit for bit; the
+    # detector's matrix products may round differently for one row than for many (BLAS takes
+    # another kernel), as they always have: equal to the last digits
+    for name in ("ev-classifier", "ev-rul"):
+        assert np.array_equal(np.concatenate(got[name]), reference[name][order]), name
+    np.testing.assert_allclose(
+        np.concatenate(got["ev-anomaly"]), reference["ev-anomaly"][order], rtol=1e-12, atol=1e-25
+    )
+
+
 def test_redelivered_batch_scores_the_same(served: ServedModels) -> None:
     ids, times, values = readings(vehicles=2, hours=40)
     history = History(served.depth)
@@ -80,6 +103,59 @@ def test_history_is_bounded_in_depth_and_vehicles() -> None:
     assert len(history) == 2  # the least recently seen vehicle went
     matrix, _units, targets, _ = history.assemble(["V2"], np.array([10.0]), np.zeros((1, 24)))
     assert matrix.shape[0] == 3 and list(matrix[:2, 0]) == [3.0, 4.0] and list(targets) == [2]
+
+
+def _held(history: History, vid: str) -> tuple[list[float], list[float]]:
+    times, values = history._data[vid]
+    return times.tolist(), values[:, 0].tolist()
+
+
+def _rows(*pairs: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    times = np.array([t for t, _ in pairs])
+    return times, np.array([v for _, v in pairs])[:, None] * np.ones((1, 24))
+
+
+@pytest.mark.parametrize(
+    ("batches", "times", "firsts"),
+    [
+        # in order, one at a time (the stream's usual case): appended, oldest dropped
+        ([[(1, 1)], [(2, 2)], [(3, 3)], [(4, 4)]], [2, 3, 4], [2, 3, 4]),
+        # the same reading again, newer value: replaced in place, nothing else moves
+        ([[(1, 1), (2, 2), (3, 3)], [(2, 9)]], [1, 2, 3], [1, 9, 3]),
+        # a late reading between held ones: merged into time order
+        ([[(1, 1), (3, 3)], [(2, 2)]], [1, 2, 3], [1, 2, 3]),
+        # one time twice in a batch: the later copy wins, from the first batch on
+        ([[(1, 1), (2, 2), (2, 5)]], [1, 2], [1, 5]),
+        ([[(1, 1)], [(2, 2), (2, 5), (3, 3)]], [1, 2, 3], [1, 5, 3]),
+        # a batch longer than the depth keeps its newest readings
+        ([[(1, 1)], [(5, 5), (6, 6), (7, 7), (8, 8)]], [6, 7, 8], [6, 7, 8]),
+    ],
+)
+def test_history_keeps_the_newest_distinct_times_in_order(
+    batches: list[list[tuple[float, float]]], times: list[float], firsts: list[float]
+) -> None:
+    history = History(3)
+    for batch in batches:
+        t, v = _rows(*batch)
+        history.remember(["V"] * len(t), t, v)
+    assert _held(history, "V") == (times, firsts)
+
+
+def test_one_vehicle_and_many_vehicles_assemble_the_same_rows() -> None:
+    history = History(4)
+    for vid in ("A", "B"):
+        t, v = _rows(*[(float(h), 10.0 * h + (vid == "B")) for h in range(6)])
+        history.remember([vid] * len(t), t, v)
+    t, v = _rows((7.0, 70.0), (4.0, 40.0))  # B's reading is older than some it holds
+    both, units, targets, order = history.assemble(["A", "B"], t, v)
+    alone = [history.assemble([vid], t[i : i + 1], v[i : i + 1]) for i, vid in enumerate("AB")]
+    # A: its last three held readings, then the new one; B: only what it held before t=4
+    assert list(order) == [0, 1] and list(units) == [0] * 4 + [1] * 3
+    assert both[:, 0].tolist() == [30.0, 40.0, 50.0, 70.0, 21.0, 31.0, 40.0]
+    assert list(targets) == [3, 6]
+    for k, (matrix, unit, target, _) in enumerate(alone):
+        assert np.array_equal(matrix, both[units == k]) and not unit.any()
+        assert list(target) == [[3], [2]][k]
 
 
 def test_no_models_means_no_outputs() -> None:

@@ -36,6 +36,7 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 _COLUMN = {name: i for i, name in enumerate(FEATURES)}
+_NO_ROWS = np.empty((0, len(FEATURES)), dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -116,9 +117,10 @@ class PinnedModels:
 class History:
     """The last readings of each vehicle, bounded in depth and in number of vehicles (LRU).
 
-    Readings are kept in time order per vehicle. A reading redelivered by the stream, or one
-    older than what is held, is scored on the readings strictly before it, so redelivery
-    gives the same features as the first delivery (as long as its past is still held).
+    Readings are kept in time order per vehicle, one per distinct time (a time delivered
+    twice keeps its newest reading). A reading redelivered by the stream, or one older than
+    what is held, is scored on the readings strictly before it, so redelivery gives the same
+    features as the first delivery (as long as its past is still held).
     """
 
     def __init__(self, depth: int, *, max_vehicles: int = 20_000) -> None:
@@ -147,22 +149,45 @@ class History:
         readings, and ``order`` maps them back: ``targets[k]`` is input reading ``order[k]``.
         """
         groups = groups or VehicleGroups.of(vehicle_ids, times)
-        blocks: list[np.ndarray] = []
-        units: list[np.ndarray] = []
-        targets: list[np.ndarray] = []
-        offset = 0
-        for g, (vid, rows) in enumerate(groups):
-            held = self._data.get(vid)
-            past = np.empty((0, values.shape[1]))
-            if held is not None:
-                keep = held[0] < times[rows[0]]
-                past = held[1][keep][-(self.depth - 1) :] if self.depth > 1 else past[:0]
-            block = np.vstack([past, values[rows]]) if len(past) else values[rows]
-            blocks.append(block)
-            units.append(np.full(len(block), g, dtype=np.int64))
-            targets.append(np.arange(offset + len(past), offset + len(block)))
-            offset += len(block)
-        return np.vstack(blocks), np.concatenate(units), np.concatenate(targets), groups.order
+        keep = self.depth - 1
+        if len(groups.groups) == 1:  # one vehicle (a single request): a few numpy calls
+            vid, rows = groups.groups[0]
+            past = self._past(vid, times[rows[0]], keep)
+            new = values[rows]
+            matrix = np.concatenate([past, new]) if len(past) else new
+            targets = np.arange(len(past), len(matrix), dtype=np.int64)
+            return matrix, np.zeros(len(matrix), dtype=np.int64), targets, groups.order
+        fresh = values[groups.order]  # the new readings, by vehicle then time
+        pieces: list[np.ndarray] = []
+        past_sizes: list[int] = []
+        new_sizes: list[int] = []
+        start = 0
+        for vid, rows in groups:
+            past = self._past(vid, times[rows[0]], keep)
+            if len(past):
+                pieces.append(past)
+            past_sizes.append(len(past))
+            pieces.append(fresh[start : start + len(rows)])
+            new_sizes.append(len(rows))
+            start += len(rows)
+        matrix = pieces[0] if len(pieces) == 1 else np.concatenate(pieces or [values[:0]])
+        sizes = np.add(past_sizes, new_sizes)
+        units = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
+        # The k-th new reading of the batch (in ``order``) sits after its vehicle's past.
+        shift = np.cumsum(past_sizes)
+        targets = np.arange(start, dtype=np.int64) + np.repeat(shift, new_sizes)
+        return matrix, units, targets, groups.order
+
+    def _past(self, vid: str, first: float, keep: int) -> np.ndarray:
+        """The last ``keep`` held readings of ``vid`` strictly before time ``first``."""
+        held = self._data.get(vid) if keep else None
+        if held is None:
+            return _NO_ROWS
+        held_t, held_x = held
+        # Held times are strictly increasing, so the readings before ``first`` are a prefix:
+        # all of them when the stream is in order (the common case).
+        cut = len(held_t) if held_t[-1] < first else int(np.searchsorted(held_t, first))
+        return held_x[max(cut - keep, 0) : cut]
 
     def remember(
         self,
@@ -173,17 +198,47 @@ class History:
     ) -> None:
         """Add readings (any order); keep the newest ``depth`` distinct times per vehicle."""
         for vid, rows in groups or VehicleGroups.of(vehicle_ids, times):
-            t_new, x_new = times[rows], values[rows]
             held = self._data.pop(vid, None)
-            if held is not None:
-                t_all = np.concatenate([held[0], t_new])
-                x_all = np.vstack([held[1], x_new])
-                t_uniq, first = np.unique(t_all[::-1], return_index=True)  # newest copy wins
-                idx = len(t_all) - 1 - first
-                t_new, x_new = t_uniq, x_all[idx]
-            self._data[vid] = (t_new[-self.depth :], x_new[-self.depth :])
+            self._data[vid] = _merge(held, times[rows], values[rows], self.depth)
         while len(self._data) > self.max_vehicles:
             self._data.popitem(last=False)
+
+
+def _merge(
+    held: tuple[np.ndarray, np.ndarray] | None, t_new: np.ndarray, x_new: np.ndarray, depth: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """A vehicle's held readings plus new ones (times sorted): the newest ``depth`` distinct
+    times, strictly increasing, where a time seen twice keeps its newest reading.
+
+    The stream's usual cases — readings newer than all held ones, or one reading delivered
+    again — are a concatenation or a one-row replacement; anything else merges in general.
+    """
+    distinct = len(t_new) == 1 or bool(np.all(t_new[1:] > t_new[:-1]))
+    if held is None and distinct:
+        return t_new[-depth:], x_new[-depth:]
+    if held is not None and distinct:
+        held_t, held_x = held
+        if t_new[0] > held_t[-1]:
+            if len(t_new) >= depth:
+                return t_new[-depth:], x_new[-depth:]
+            room = depth - len(t_new)
+            return (
+                np.concatenate([held_t[-room:], t_new]),
+                np.concatenate([held_x[-room:], x_new]),
+            )
+        if len(t_new) == 1:
+            at = int(np.searchsorted(held_t, t_new[0]))
+            if at < len(held_t) and held_t[at] == t_new[0]:
+                x_all = held_x.copy()  # never write into arrays a reader may hold
+                x_all[at] = x_new[0]
+                return held_t, x_all
+    t_all, x_all = t_new, x_new
+    if held is not None:
+        t_all = np.concatenate([held[0], t_new])
+        x_all = np.concatenate([held[1], x_new])
+    t_uniq, first = np.unique(t_all[::-1], return_index=True)  # newest copy wins
+    idx = len(t_all) - 1 - first
+    return t_uniq[-depth:], x_all[idx][-depth:]
 
 
 @dataclass(frozen=True)
@@ -198,6 +253,9 @@ class VehicleGroups:
 
     @classmethod
     def of(cls, vehicle_ids: Sequence[str], times: np.ndarray) -> VehicleGroups:
+        if len(vehicle_ids) == 1:  # one vehicle's request: nothing to sort
+            only = np.zeros(1, dtype=np.int64)
+            return cls(order=only, groups=[(str(vehicle_ids[0]), only)])
         ids = np.asarray(vehicle_ids, dtype=str)
         order = np.lexsort((times, ids))
         sorted_ids = ids[order]
