@@ -74,6 +74,15 @@ def test_one_reading_at_a_time_equals_whole_series_bit_for_bit(served: ServedMod
     )
 
 
+def test_models_sharing_a_feature_spec_share_one_computation(served: ServedModels) -> None:
+    plans = served.feature_plan
+    assert len(plans) == 2  # the detector's spec, and the one both boosters use
+    by_model = {name: plan for plan in plans for name, _ in plan.users}
+    assert by_model["ev-classifier"] is by_model["ev-rul"]
+    assert all(plan.columns is not None for plan in plans)  # four signals of the 24
+    assert all(picked is None for plan in plans for _, picked in plan.users)
+
+
 def test_redelivered_batch_scores_the_same(served: ServedModels) -> None:
     ids, times, values = readings(vehicles=2, hours=40)
     history = History(served.depth)

@@ -17,15 +17,17 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
-from evpm.features import compute
+from evpm.features import FeatureSpec, compute
 from evpm.models import ModelBundle
 from evpm.pins import TASK_OF
 from evpm.telemetry import FEATURES
 
 __all__ = [
+    "FeaturePlan",
     "History",
     "ModelOutputs",
     "PinnedModels",
@@ -46,14 +48,50 @@ class ServedModels:
     versions: dict[str, int] = field(default_factory=dict)
     bundles: dict[str, ModelBundle] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def depth(self) -> int:
         """Readings of history (current included) that fix every feature of every model."""
         return max((b.spec.features.max_window for b in self.bundles.values()), default=1)
 
     def version_labels(self) -> dict[str, str]:
         """``model_versions`` entries for a prediction (``{"ev-rul": "2", ...}``)."""
+        return dict(self._labels)
+
+    @cached_property
+    def _labels(self) -> dict[str, str]:
         return {name: str(v) for name, v in sorted(self.versions.items())}
+
+    @cached_property
+    def feature_plan(self) -> tuple[FeaturePlan, ...]:
+        """One :class:`FeaturePlan` per distinct feature spec among the served models.
+
+        Worked out once per loaded set, not per request: models that share a spec share one
+        :func:`evpm.features.compute` call, and column selections that would copy a matrix
+        unchanged are skipped.
+        """
+        plans: dict[FeatureSpec, list[tuple[str, np.ndarray | None]]] = {}
+        for name, bundle in self.bundles.items():
+            spec = bundle.spec.features
+            picked = bundle._columns
+            whole = np.array_equal(picked, np.arange(len(spec.names())))
+            plans.setdefault(spec, []).append((name, None if whole else picked))
+        out = []
+        for spec, users in plans.items():
+            cols = np.array([_COLUMN[c] for c in spec.inputs], dtype=np.intp)
+            whole = np.array_equal(cols, np.arange(len(FEATURES)))
+            out.append(FeaturePlan(spec, None if whole else cols, tuple(users)))
+        return tuple(out)
+
+
+@dataclass(frozen=True)
+class FeaturePlan:
+    """How the served models' inputs come out of one :func:`evpm.features.compute` call."""
+
+    spec: FeatureSpec
+    columns: np.ndarray | None
+    """Columns of the :data:`FEATURES` matrix that ``spec`` takes (``None``: all, in order)."""
+    users: tuple[tuple[str, np.ndarray | None], ...]
+    """``(model name, its columns of the feature matrix)``; ``None``: every column."""
 
 
 class PinnedModels:
@@ -302,19 +340,21 @@ def model_inputs(
         scratch.resize(models.depth)
     groups = VehicleGroups.of(vehicle_ids, times)
     matrix, units, targets, order = scratch.assemble(vehicle_ids, times, values, groups)
-    inverse = np.empty(n, dtype=np.int64)
-    inverse[order] = np.arange(n)
-    by_spec: dict[object, np.ndarray] = {}
+    inverse = None
+    if n > 1:
+        inverse = np.empty(n, dtype=np.int64)
+        inverse[order] = np.arange(n)
     out: dict[str, np.ndarray] = {}
-    for name, bundle in models.bundles.items():
-        fspec = bundle.spec.features
-        if fspec not in by_spec:
-            cols = [_COLUMN[c] for c in fspec.inputs]
-            by_spec[fspec] = compute(matrix[:, cols], units, fspec, rows=targets)[inverse]
-        out[name] = by_spec[fspec][:, bundle._columns]
+    for plan in models.feature_plan:
+        source = matrix if plan.columns is None else matrix[:, plan.columns]
+        features = compute(source, units, plan.spec, rows=targets)
+        if inverse is not None:
+            features = features[inverse]
+        for name, picked in plan.users:
+            out[name] = features if picked is None else features[:, picked]
     if history is not None:
         history.remember(vehicle_ids, times, values, groups)
-    return out
+    return {name: out[name] for name in models.bundles}
 
 
 def score_models(
