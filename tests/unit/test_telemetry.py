@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from evpm.telemetry import FEATURES, SENSOR_RANGES, TelemetryRecord, to_matrix
+from evpm.telemetry import (
+    FEATURES,
+    SENSOR_RANGES,
+    TIMESTAMP_FORMAT,
+    TelemetryRecord,
+    format_timestamp,
+    to_matrix,
+)
 
 
 def _errors(payload: dict) -> list[dict]:
@@ -126,6 +133,17 @@ def test_timestamp_strings_sort_in_time_order(make_payload):
         r.ts for r in sorted(records, key=lambda r: r.timestamp)
     ]
     assert len({len(r.ts) for r in records}) == 1
+
+
+def test_formatted_timestamps_are_what_strftime_gives():
+    rng = np.random.default_rng(4)
+    seconds = rng.integers(0, 130 * 365 * 86400, size=5000)
+    micros = rng.integers(0, 1_000_000, size=5000)
+    offsets = rng.integers(-14 * 60, 14 * 60, size=5000)
+    for s, us, minutes in zip(seconds.tolist(), micros.tolist(), offsets.tolist(), strict=True):
+        tz = timezone(timedelta(minutes=minutes))
+        value = datetime.fromtimestamp(s, tz=UTC).replace(microsecond=us).astimezone(tz)
+        assert format_timestamp(value) == value.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
 
 
 def test_timestamp_outside_supported_years_is_rejected(make_payload):

@@ -15,7 +15,7 @@ import numpy as np
 
 from evpm import health
 from evpm.predictions import Prediction, record_id
-from evpm.serving import History, ServedModels, score_models
+from evpm.serving import History, ModelOutputs, ServedModels, score_models
 from evpm.telemetry import TelemetryRecord, to_matrix
 
 __all__ = ["RULES_SCORER", "RulesScorer", "Scorer", "score_records"]
@@ -85,24 +85,13 @@ def score_records(
         times = np.array([r.timestamp.timestamp() for r in records], dtype=np.float64)
         out = score_models(models, [r.vehicle_id for r in records], times, matrix, history)
         versions |= models.version_labels()
-        for i, fields in enumerate(extra):
-            if out.anomaly_score is not None:
-                fields["anomaly_score"] = float(out.anomaly_score[i])
-                fields["is_anomaly"] = (
-                    bool(out.is_anomaly[i]) if out.is_anomaly is not None else None
-                )
-            if out.failure_proba is not None and out.failure_mode is not None:
-                fields["predicted_failure"] = str(out.failure_mode[i])
-                fields["failure_probabilities"] = dict(
-                    zip(out.classes, map(float, out.failure_proba[i]), strict=True)
-                )
-            if out.rul_hours is not None:
-                fields["rul_hours"] = float(out.rul_hours[i])
+        _add_model_fields(extra, out)
+    stamps = [record.ts for record in records]
     return [
         Prediction(
             vehicle_id=record.vehicle_id,
-            ts=record.ts,
-            record_id=record_id(record.vehicle_id, record.ts),
+            ts=ts,
+            record_id=record_id(record.vehicle_id, ts),
             status=assessment.status,
             health_score=assessment.health_score,
             failure_mode=assessment.failure_mode,
@@ -111,5 +100,24 @@ def score_records(
             scored_at=scored_at,
             **fields,  # type: ignore[arg-type]
         )
-        for record, assessment, fields in zip(records, assessments, extra, strict=True)
+        for record, ts, assessment, fields in zip(records, stamps, assessments, extra, strict=True)
     ]
+
+
+def _add_model_fields(extra: list[dict[str, object]], out: ModelOutputs) -> None:
+    """Each reading's model outputs as plain Python values (arrays converted once, not per
+    element: a 500-record batch would otherwise pay thousands of numpy scalar conversions)."""
+    if out.anomaly_score is not None:
+        flags = out.is_anomaly.tolist() if out.is_anomaly is not None else [None] * len(extra)
+        for fields, score, flag in zip(extra, out.anomaly_score.tolist(), flags, strict=True):
+            fields["anomaly_score"] = score
+            fields["is_anomaly"] = flag
+    if out.failure_proba is not None and out.failure_mode is not None:
+        classes = out.classes
+        modes, probas = out.failure_mode.tolist(), out.failure_proba.tolist()
+        for fields, mode, proba in zip(extra, modes, probas, strict=True):
+            fields["predicted_failure"] = str(mode)
+            fields["failure_probabilities"] = dict(zip(classes, proba, strict=True))
+    if out.rul_hours is not None:
+        for fields, hours in zip(extra, out.rul_hours.tolist(), strict=True):
+            fields["rul_hours"] = hours

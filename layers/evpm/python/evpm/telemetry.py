@@ -49,6 +49,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
@@ -131,7 +132,13 @@ def format_timestamp(value: datetime) -> str:
     Example: ``format_timestamp(datetime(2024, 5, 1, tzinfo=UTC))`` gives
     ``"2024-05-01T00:00:00.000000Z"``.
     """
-    return value.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
+    v = value.astimezone(UTC)
+    # TIMESTAMP_FORMAT spelled out: the same text as strftime (a test checks), at a fifth of
+    # its cost; every prediction formats its reading's time.
+    return (
+        f"{v.year:04d}-{v.month:02d}-{v.day:02d}T"
+        f"{v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}Z"
+    )
 
 
 EXAMPLE_RECORD: dict[str, Any] = {
@@ -284,7 +291,10 @@ def to_matrix(records: Sequence[TelemetryRecord]) -> np.ndarray:
 
     Example: ``to_matrix([record]).shape == (1, 24)``; an empty input gives shape ``(0, 24)``.
     """
-    matrix = np.empty((len(records), len(FEATURES)), dtype=np.float64)
-    for row, record in enumerate(records):
-        matrix[row] = [getattr(record, name) for name in FEATURES]
-    return matrix
+    if not records:
+        return np.empty((0, len(FEATURES)), dtype=np.float64)
+    return np.array([_SENSORS(record) for record in records], dtype=np.float64)
+
+
+_SENSORS = attrgetter(*FEATURES)
+"""A record's sensor values as a tuple in :data:`FEATURES` order (one C call per record)."""
