@@ -8,6 +8,13 @@ Lambda's x86_64 Python 3.12 runtime needs, whatever the host is, so the result d
 AWS unchanged. The build is skipped when
 ``requirements.txt`` has not changed since the last one (a stamp file holds its hash).
 
+The layer ships its bytecode (``__pycache__/*.cpython-312.pyc``), compiled here by the same
+CPython 3.12 as Lambda's runtime. Why: ``/opt`` is read-only on Lambda, so without it every
+cold start compiles numpy, pydantic, lightgbm, scipy... from source again (most of the import
+time). The ``.pyc`` files are ``unchecked-hash``: CDK zips assets with a fixed timestamp, so
+timestamp-checked bytecode would look stale after deployment and be ignored; the layer is
+immutable (always rebuilt whole), so the check has nothing to protect.
+
 Usage:
     .venv/bin/python layers/build.py            # build if requirements changed
     .venv/bin/python layers/build.py --force    # rebuild from scratch
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -27,6 +35,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_REQUIREMENTS = REPO_ROOT / "layers" / "deps" / "requirements.txt"
 DEFAULT_OUT = REPO_ROOT / ".build" / "layers" / "deps"
 STAMP_NAME = ".requirements.sha256"
+BYTECODE_STAMP_NAME = ".bytecode"
+# Lambda's interpreter, the one the wheels are fetched for (PLATFORM_ARGS) and the bytecode is
+# compiled for: a .pyc carries its interpreter's tag and magic number.
+TARGET_PYTHON = (3, 12)
 
 # Lambda's limit for a function plus all its layers, unzipped.
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
@@ -38,7 +50,7 @@ PLATFORM_ARGS = (
     "--platform", "manylinux2014_x86_64",
     "--platform", "manylinux_2_28_x86_64",
     "--implementation", "cp",
-    "--python-version", "3.12",
+    "--python-version", ".".join(map(str, TARGET_PYTHON)),
     "--only-binary=:all:",
 )  # fmt: skip
 
@@ -88,6 +100,42 @@ def pip_install(requirements: Path, target: Path, python: str) -> None:
     subprocess.run(cmd, check=True)
 
 
+BYTECODE = {"python": ".".join(map(str, TARGET_PYTHON)), "invalidation": "unchecked-hash"}
+"""How the layer's bytecode is compiled (the bytecode stamp's content)."""
+
+
+def compile_bytecode(site: Path, python: str) -> None:
+    """Compile every module under ``site`` for Lambda's CPython, once, at build time.
+
+    Runs ``compileall`` with the given interpreter, which must be the target version: pyc
+    files are only read by the interpreter version that wrote them.
+    """
+    version = subprocess.run(
+        [python, "-c", "import sys; print(*sys.version_info[:2])"],
+        check=True, capture_output=True, text=True,
+    ).stdout.split()  # fmt: skip
+    if tuple(map(int, version)) != TARGET_PYTHON:
+        raise SystemExit(
+            f"{python} is Python {'.'.join(version)}; the layer's bytecode must be compiled by "
+            f"CPython {'.'.join(map(str, TARGET_PYTHON))} (Lambda's runtime): pass --python"
+        )
+    started = time.monotonic()
+    cmd = [python, "-m", "compileall", "-q", "-j", "0",
+           "--invalidation-mode", BYTECODE["invalidation"], str(site)]  # fmt: skip
+    subprocess.run(cmd, check=True)
+    log(f"compiled bytecode in {time.monotonic() - started:.1f}s")
+
+
+def ensure_bytecode(out: Path, python: str) -> None:
+    """Compile the layer's bytecode unless the stamp says it is there, compiled the same way."""
+    stamp = out / BYTECODE_STAMP_NAME
+    wanted = json.dumps(BYTECODE, sort_keys=True)
+    if stamp.is_file() and stamp.read_text().strip() == wanted:
+        return
+    compile_bytecode(out / "python", python)
+    stamp.write_text(wanted + "\n")
+
+
 def build(requirements: Path, out: Path, *, force: bool, python: str) -> Path:
     """Build ``out/python`` from ``requirements`` unless the stamp says it is current."""
     if not requirements.is_file():
@@ -97,6 +145,7 @@ def build(requirements: Path, out: Path, *, force: bool, python: str) -> Path:
     wanted = requirements_hash(requirements)
     if not force and site.is_dir() and stamp.is_file() and stamp.read_text().strip() == wanted:
         log(f"up to date ({requirements.name} unchanged), skipping: {site}")
+        ensure_bytecode(out, python)  # a layer built before the layer carried bytecode
         return site
 
     started = time.monotonic()
@@ -108,6 +157,7 @@ def build(requirements: Path, out: Path, *, force: bool, python: str) -> Path:
     pip_install(requirements, staging / "python", python)
     removed = prune(staging / "python")
     log(f"pruned {removed} __pycache__/test folders")
+    ensure_bytecode(staging, python)
     (staging / STAMP_NAME).write_text(wanted + "\n")
     shutil.rmtree(out, ignore_errors=True)
     staging.rename(out)
@@ -133,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--python", default=sys.executable,
-        help="interpreter whose pip runs the install (default: this one)",
+        help="CPython 3.12 whose pip runs the install and which compiles the bytecode "
+        "(default: this one)",
     )  # fmt: skip
     args = parser.parse_args(argv)
 

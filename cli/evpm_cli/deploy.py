@@ -20,7 +20,8 @@ from evpm_cli.aws import client
 from evpm_cli.config import REPO_ROOT, STACKS, CliSettings
 
 FINGERPRINT_INPUTS = ("infra", "functions", "layers", "state_machines", "cdk.json",
-                      "package-lock.json", ".build/layers/deps/.stamp")
+                      "package-lock.json", ".build/layers/deps/.requirements.sha256",
+                      ".build/layers/deps/.bytecode")
 HEALTHY = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE"}
 
 

@@ -11,6 +11,11 @@ if TYPE_CHECKING:
     from infra.config import InfraSettings
 
 ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/tests", "**/.pytest_cache"]
+# The dependency layer keeps its bytecode: ``layers/build.py`` compiles it for Lambda's CPython
+# (``unchecked-hash``, as CDK zips with a fixed timestamp), and /opt is read-only, so without it
+# every cold start would compile numpy, pydantic, scipy... again. Source folders (the core layer,
+# the functions) still drop whatever __pycache__ a local test run left there.
+DEPS_ASSET_EXCLUDES = ["**/tests", "**/.pytest_cache", ".requirements.sha256", ".bytecode"]
 
 
 class EvpmLayers(Construct):
@@ -29,7 +34,7 @@ class EvpmLayers(Construct):
         self.deps = lambda_.LayerVersion(
             self,
             "Deps",
-            code=lambda_.Code.from_asset(str(settings.deps_layer_dir), exclude=ASSET_EXCLUDES),
+            code=lambda_.Code.from_asset(str(settings.deps_layer_dir), exclude=DEPS_ASSET_EXCLUDES),
             compatible_runtimes=runtime,
             compatible_architectures=arch,
             description="evpm third-party dependencies (layers/deps/requirements.txt)",
