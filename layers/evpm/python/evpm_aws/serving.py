@@ -31,8 +31,14 @@ def pinned_models(*, ttl: float | None = None) -> PinnedModels:
         ssm, s3 = boto3.client("ssm"), boto3.client("s3")
         seconds = ttl if ttl is not None else float(os.environ.get("MODELS_TTL_SECONDS", "10"))
         loader = BundleLoader(lambda: MlflowRegistry(mlflow_uri(ssm)), s3)
-        parameter = os.environ.get("PINS_PARAMETER", "/evpm/serving/pins")
-        _pinned = PinnedModels(SsmPinStore(ssm, parameter).read, loader, ttl=seconds)
+        store = SsmPinStore(ssm, os.environ.get("PINS_PARAMETER", "/evpm/serving/pins"))
+
+        def read_pins() -> dict[str, int]:
+            pins = store.read()
+            loader.prefetch(pins)  # newly pinned versions fetched together, then loaded
+            return pins
+
+        _pinned = PinnedModels(read_pins, loader, ttl=seconds)
     return _pinned
 
 
