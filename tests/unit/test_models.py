@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evpm.models import _ROW_BY_ROW, ModelBundle, _median_last
+from evpm.models import _ROW_BY_ROW, AnomalyDetector, ModelBundle, _median_last
 from tests.unit.serving_models import bundles
 
 
@@ -62,3 +62,19 @@ def test_median_of_the_last_axis_equals_numpy_bit_for_bit(count: int) -> None:
     a[rng.random(a.shape) < 0.01] = np.inf
     a[rng.random(a.shape) < 0.01] = -np.inf
     assert np.array_equal(_median_last(a), np.median(a, axis=-1), equal_nan=True)
+
+
+@pytest.mark.parametrize("lags", [1, 2, 3, 5])
+def test_deviations_equal_the_lag_by_lag_formula_bit_for_bit(lags: int) -> None:
+    # GIVEN readings and their means over 2..L+1 readings, as the detector's input holds them
+    rng = np.random.default_rng(lags)
+    d = 6
+    x = rng.normal(size=(3000, (lags + 1) * d)) * rng.choice([1e-3, 1.0, 1e4], size=(lags + 1) * d)
+    x[rng.random(x.shape) < 0.02] = np.nan
+    # WHEN the past readings are rebuilt one lag at a time, as first written
+    means = [x[:, i * d : (i + 1) * d] for i in range(lags + 1)]
+    past = [w * means[w - 1] - (w - 1) * means[w - 2] for w in range(2, lags + 2)]
+    expected = means[0] - np.median(np.stack(past, axis=2), axis=2)
+    # THEN all lags at once give the same numbers
+    assert np.array_equal(AnomalyDetector.deviations(x, lags), expected, equal_nan=True)
+    assert AnomalyDetector.deviations(x, 0) is x  # no lags: the input as it is

@@ -88,10 +88,12 @@ class AnomalyDetector:
         if not lags:
             return x
         d = x.shape[1] // (lags + 1)
-        means = [x[:, i * d : (i + 1) * d] for i in range(lags + 1)]
-        # mean_w = (x_t + ... + x_{t-w+1}) / w, so x_{t-w+1} = w*mean_w - (w-1)*mean_{w-1}.
-        past = [w * means[w - 1] - (w - 1) * means[w - 2] for w in range(2, lags + 2)]
-        return means[0] - _median_last(np.stack(past, axis=2))
+        means = x[:, : (lags + 1) * d].reshape(x.shape[0], lags + 1, d)  # (rows, block, signal)
+        # mean_w = (x_t + ... + x_{t-w+1}) / w, so x_{t-w+1} = w*mean_w - (w-1)*mean_{w-1}:
+        # for every w in 2..L+1 at once, the same elementwise operations as one w at a time.
+        w = np.arange(2.0, lags + 2.0)[:, None]
+        past = w * means[:, 1:] - (w - 1.0) * means[:, :-1]  # (rows, lag, signal)
+        return means[:, 0] - _median_last(past.transpose(0, 2, 1))
 
     @classmethod
     def fit(
