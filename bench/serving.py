@@ -33,6 +33,7 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "results" / "serving.json"
+FLEET = 500  # vehicles in the batch and in the scorer's event
 
 
 def log(message: str) -> None:
@@ -132,26 +133,32 @@ def in_process(bundles: dict[str, Any], frame: pd.DataFrame, repeats: int) -> di
 
     served = ServedModels(versions={k: 1 for k in bundles}, bundles=bundles)
     depth = served.depth
-    vehicles = frame["vehicle_id"].unique()
+    vehicles = list(frame["vehicle_id"].unique())
     # History of 500 vehicles (their readings before the last), then one new reading each.
+    # The simulated fleet has fewer vehicles (80 by default): vehicle i is fleet vehicle
+    # i mod 80 under its own id, its series cut i // 80 hours earlier, so a batch really holds
+    # 500 vehicles with 500 histories.
     history = History(depth)
-    groups = {v: g for v, g in frame.groupby("vehicle_id", sort=False)}
+    groups = {v: g for v, g in frame.groupby("vehicle_id", sort=False, observed=True)}
     new_records = []
-    for v in list(vehicles)[:500]:
-        g = groups[v]
+    for i in range(FLEET):
+        v, copy = vehicles[i % len(vehicles)], i // len(vehicles)
+        g = groups[v].iloc[: len(groups[v]) - copy]
+        vid = str(v) if copy == 0 else f"{v}.{copy}"
         past = g.iloc[-depth:-1]
         times = past["timestamp"].astype("int64").to_numpy() / 1e9
-        history.remember([str(v)] * len(past), times, past[list(FEATURES)].to_numpy(np.float64))
+        history.remember([vid] * len(past), times, past[list(FEATURES)].to_numpy(np.float64))
         last = g.iloc[-1]
         new_records.append(
             TelemetryRecord.model_validate(
                 {
-                    "vehicle_id": str(v),
+                    "vehicle_id": vid,
                     "timestamp": last["timestamp"].isoformat(),
                     **{f: float(last[f]) for f in FEATURES},
                 }
             )
         )
+    assert len({r.vehicle_id for r in new_records}) == FLEET == len(history)
     from evpm.ingest import RawRecord, process_batch
 
     raw = [
@@ -167,9 +174,9 @@ def in_process(bundles: dict[str, Any], frame: pd.DataFrame, repeats: int) -> di
     return {
         "single_vehicle": percentiles(single),
         "batch_500": percentiles(batch)
-        | {"records_per_second": round(500 / (np.mean(batch) / 1000))},
+        | {"records_per_second": round(FLEET / (np.mean(batch) / 1000)), "vehicles": FLEET},
         "scorer_event_500": percentiles(ingest)
-        | {"records_per_second": round(500 / (np.mean(ingest) / 1000))},
+        | {"records_per_second": round(FLEET / (np.mean(ingest) / 1000)), "vehicles": FLEET},
         "history_depth": depth,
         "models": sorted(bundles),
     }
