@@ -1,4 +1,5 @@
-"""What a cold start pays for: the handlers' imports, and the dependency layer's bytecode.
+"""What a cold start pays for: the handlers' imports (and GC passes over them), and the
+dependency layer's bytecode.
 
 ``bench/cold_start.py`` measures cold starts; these tests keep the causes from coming back.
 """
@@ -29,15 +30,19 @@ ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12",  # as in a Lambda container
 }
 PROBE = (
-    "import json, sys; import app; "
-    "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    "import gc, json, sys; import app; "
+    "print(json.dumps({'modules': sorted({m.split('.')[0] for m in sys.modules}), "
+    "'gc_enabled': gc.isenabled(), 'frozen': gc.get_freeze_count()}))"
 )
 
 
 @pytest.mark.parametrize("function", ["scorer", "api"])
-def test_importing_a_handler_loads_none_of_the_heavy_or_absent_packages(function: str) -> None:
+def test_a_handler_init_loads_no_heavy_or_absent_package_and_leaves_the_gc_on(
+    function: str,
+) -> None:
     # GIVEN a fresh interpreter with the function's folder first on the path (as Lambda's)
     code = ROOT / "functions" / function
     # WHEN the handler module is imported (the init phase)
@@ -50,10 +55,14 @@ def test_importing_a_handler_loads_none_of_the_heavy_or_absent_packages(function
         timeout=120,
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    loaded = set(json.loads(out.stdout.strip().splitlines()[-1]))
+    probe = json.loads(out.stdout.strip().splitlines()[-1])
+    loaded = set(probe["modules"])
     # THEN none of them was imported
     assert "app" in loaded
     assert loaded.isdisjoint(NOT_AT_INIT), sorted(loaded & set(NOT_AT_INIT))
+    # AND the cyclic GC, paused during init, runs again, with what init built frozen
+    assert probe["gc_enabled"]
+    assert probe["frozen"] > 10_000
 
 
 def _layer_build():
