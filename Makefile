@@ -18,7 +18,7 @@ TEST_EMULATOR_PORT ?= 4597
 TEST_STATE ?= $(CURDIR)/.state/test
 TEST_ENV := EVPM_STATE_DIR=$(TEST_STATE) EVPM_EMULATOR_PORT=$(TEST_PORT) EVPM_MLFLOW_PORT=$(TEST_MLFLOW_PORT) EVPM_TEST_EMULATOR_PORT=$(TEST_EMULATOR_PORT)
 
-.PHONY: help up down status test check lint unit infra integration deps runtime clean bench-models bench-stream bench bench-serving
+.PHONY: help up down status test check lint unit infra integration deps runtime clean bench-models bench-stream bench bench-serving bench-cold
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -84,6 +84,9 @@ bench: bench-serving ## Serving and streaming benchmarks against the running sys
 
 bench-serving: $(VENV)/.stamp ## evpm vs the prototype's path, in process and through API Gateway -> bench/results/serving.json
 	@$(VENV)/bin/python bench/serving.py --gateway
+
+bench-cold: $(VENV)/.stamp ## Cold start of the scorer and the API, offline (no make up needed) -> bench/results/cold_start.json
+	@$(VENV)/bin/python layers/build.py && $(VENV)/bin/python bench/cold_start.py
 
 bench-models: $(VENV)/.stamp ## Yardsticks: FD001 RUL, AI4I classification, simulated fleet -> bench/results/yardsticks.json
 	@$(VENV)/bin/python bench/yardsticks.py
