@@ -567,6 +567,14 @@ def main(argv: list[str] | None = None) -> int:
         help="a second checkout measured the same way, run by run in turn with --root (a "
         "before/after under the same machine load), reported under 'baseline'",
     )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an extra variable of the --root functions' environment (repeatable): try a "
+        "setting, with --baseline the same checkout without it",
+    )
     parser.add_argument("--python", type=Path, help="runtime interpreter (default: emulator's)")
     parser.add_argument("--bundles", type=Path, default=BUNDLES, help="bundle cache folder")
     parser.add_argument("--retrain", action="store_true", help="train the bundles again")
@@ -596,6 +604,9 @@ def main(argv: list[str] | None = None) -> int:
             for name, folder in bundles.items()
         },
     }
+    extra_env = dict(item.split("=", 1) for item in args.env)
+    if extra_env:
+        results["extra_env"] = extra_env
     roots = {"current": args.root.resolve()}
     if args.baseline:
         roots["baseline"] = args.baseline.resolve()
@@ -627,6 +638,7 @@ def main(argv: list[str] | None = None) -> int:
                         run_tmp = tmp / "run" / f"{variant}-{name}-{i}"
                         run_tmp.mkdir(parents=True)
                         env = environment(python, case, v["staged"], services, run_tmp)
+                        env.update(extra_env if variant == "current" else {})
                         run = run_once(
                             python, v["bootstrap"], env, case["event"], name, run_tmp / "log"
                         )
@@ -641,6 +653,7 @@ def main(argv: list[str] | None = None) -> int:
                         run_tmp = tmp / "run" / f"{variant}-{name}-importtime"
                         run_tmp.mkdir(parents=True)
                         env = environment(python, case, v["staged"], services, run_tmp)
+                        env.update(extra_env if variant == "current" else {})
                         env["PYTHONPROFILEIMPORTTIME"] = "1"
                         run_once(python, v["bootstrap"], env, case["event"], name, run_tmp / "log")
                         summary["import_ms_by_package"] = import_breakdown(
