@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from evpm.features import FeatureSpec, compute
+from evpm.features import ETA_NEVER, FeatureSpec, compute
 
 SPEC = FeatureSpec(
     signals=("a", "b"),
@@ -44,3 +45,63 @@ def test_known_values_on_a_ramp() -> None:
     assert out[5, names.index("x__mean4")] == 7.0
     assert out[5, names.index("x__slope4")] == 2.0
     assert out[0, names.index("x__slope4")] == 0.0
+
+
+DERIVED = FeatureSpec(
+    signals=("wear", "temp", "air"),
+    windows=(3, 6),
+    stats=("mean", "std", "slope"),
+    differences=(("temp", "air"),),
+    projections=(("wear", 90.0), ("temp-air", 14.0)),
+)
+
+
+def test_a_difference_is_windowed_like_a_signal() -> None:
+    values = np.column_stack([np.zeros(8), np.arange(8.0) + 20.0, np.full(8, 20.0)])
+    out = compute(values, np.zeros(8), DERIVED)
+    names = DERIVED.names()
+    assert DERIVED.series == ("wear", "temp", "air", "temp-air")
+    assert out[7, names.index("temp-air")] == 7.0
+    assert out[7, names.index("temp-air__mean3")] == 6.0
+    assert out[7, names.index("temp-air__slope6")] == 1.0
+
+
+def test_projection_is_hours_until_the_trend_reaches_the_threshold() -> None:
+    wear = 50.0 + 2.0 * np.arange(10.0)  # 68 at the last row, rising 2 per hour
+    values = np.column_stack([wear, np.full(10, 30.0), np.full(10, 20.0)])
+    out = compute(values, np.zeros(10), DERIVED)
+    names = DERIVED.names()
+    eta = out[:, names.index("wear__eta6")]
+    assert eta[9] == (90.0 - 68.0) / 2.0
+    assert eta[1] == (90.0 - 52.0) / 2.0  # a short history projects from what it has
+    assert eta[0] == ETA_NEVER  # no trend yet
+    # a flat gap (temp - air = 10, never reaching 14) and a falling trend never arrive
+    assert np.all(out[:, names.index("temp-air__eta6")] == ETA_NEVER)
+    falling = compute(values[::-1].copy(), np.zeros(10), DERIVED)
+    assert np.all(falling[1:, names.index("wear__eta6")] == ETA_NEVER)
+
+
+def test_derived_features_of_chosen_rows_equal_the_full_table_bit_for_bit() -> None:
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=(60, 3)).cumsum(axis=0)
+    units = np.repeat([0, 1, 2], 20)
+    full = compute(values, units, DERIVED)
+    rows = np.array([0, 5, 19, 20, 33, 59])
+    assert np.array_equal(compute(values, units, DERIVED, rows=rows), full[rows])
+    many = np.arange(60)  # more rows than the few-rows path takes
+    assert np.array_equal(compute(values, units, DERIVED, rows=many), full)
+
+
+@pytest.mark.parametrize(
+    ("update", "message"),
+    [
+        ({"differences": (("temp", "nope"),)}, "needs two distinct signals"),
+        ({"differences": (("temp", "temp"),)}, "needs two distinct signals"),
+        ({"projections": (("nope", 1.0),)}, "no such signal or difference"),
+        ({"stats": ("mean",), "projections": (("wear", 1.0),)}, "mean and slope"),
+    ],
+)
+def test_derived_features_must_name_what_exists(update: dict, message: str) -> None:
+    fields = {"signals": ("wear", "temp", "air"), "windows": (3,), **update}
+    with pytest.raises(ValueError, match=message):
+        FeatureSpec(**fields)

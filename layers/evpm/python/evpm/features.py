@@ -14,15 +14,19 @@ Rows must be ordered by unit, then time (:func:`order` gives that permutation).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-__all__ = ["FEATURE_SPEC_VERSION", "FeatureSpec", "compute", "order"]
+__all__ = ["ETA_NEVER", "FEATURE_SPEC_VERSION", "FeatureSpec", "compute", "order"]
 
 FEATURE_SPEC_VERSION = "fs-1"
 """Version of the feature *code*; bump when :func:`compute` changes what a name means."""
+
+ETA_NEVER = 1.0e6
+"""Projection of a trend that never reaches its threshold (flat, or heading away)."""
 
 Stat = Literal["mean", "std", "slope", "min", "max", "delta"]
 
@@ -46,6 +50,46 @@ class FeatureSpec(BaseModel):
     include_raw: bool = True
     passthrough: tuple[str, ...] = ()
     """Numeric columns used as they are, not windowed (e.g. a cycle index)."""
+    differences: tuple[tuple[str, str], ...] = ()
+    """Pairs ``(a, b)`` of signals whose difference ``a - b`` is windowed like a signal.
+
+    Trees split on one column at a time, so a state that shows only as the gap between two
+    readings (a pack running hotter than the air around it as its cooling fails) is invisible
+    to them in the two readings' separate windows; its own windows make it a single split."""
+
+    projections: tuple[tuple[str, float], ...] = ()
+    """Pairs ``(series, threshold)``: readings (hours, for hourly telemetry) until the series'
+    straight-line trend over the longest window reaches the threshold (``__eta<w>``;
+    :data:`ETA_NEVER` when it heads away).
+
+    A wear reading and its slope say together when a limit will be crossed, but only as a
+    quotient, which trees approximate badly from few vehicles; the projection hands it over."""
+
+    @field_validator("projections")
+    @classmethod
+    def _projectable(
+        cls, value: tuple[tuple[str, float], ...], info: ValidationInfo
+    ) -> tuple[tuple[str, float], ...]:
+        stats = info.data.get("stats", ())
+        if value and not ("mean" in stats and "slope" in stats and info.data.get("windows")):
+            raise ValueError("projections need windows and the mean and slope stats")
+        known = set(info.data.get("signals", ()))
+        known |= {f"{a}-{b}" for a, b in info.data.get("differences", ())}
+        for series, _ in value:
+            if series not in known:
+                raise ValueError(f"projection of {series!r}: no such signal or difference")
+        return value
+
+    @field_validator("differences")
+    @classmethod
+    def _known_pairs(
+        cls, value: tuple[tuple[str, str], ...], info: ValidationInfo
+    ) -> tuple[tuple[str, str], ...]:
+        signals = set(info.data.get("signals", ()))
+        for a, b in value:
+            if a not in signals or b not in signals or a == b:
+                raise ValueError(f"difference ({a!r}, {b!r}) needs two distinct signals")
+        return value
 
     @field_validator("windows", "ewm_spans")
     @classmethod
@@ -65,14 +109,22 @@ class FeatureSpec(BaseModel):
         """Columns :func:`compute` expects, in order: signals then passthrough columns."""
         return self.signals + self.passthrough
 
+    @property
+    def series(self) -> tuple[str, ...]:
+        """What gets windowed: the signals, then each difference (named ``a-b``)."""
+        return self.signals + tuple(f"{a}-{b}" for a, b in self.differences)
+
     def names(self) -> list[str]:
         """Output feature names, in the column order of :func:`compute`."""
-        out = list(self.signals) if self.include_raw else []
+        series = self.series
+        out = list(series) if self.include_raw else []
         for w in self.windows:
             for stat in self.stats:
-                out += [f"{s}__{stat}{w}" for s in self.signals]
+                out += [f"{s}__{stat}{w}" for s in series]
         for span in self.ewm_spans:
-            out += [f"{s}__ewm{span}" for s in self.signals]
+            out += [f"{s}__ewm{span}" for s in series]
+        if self.projections:
+            out += [f"{s}__eta{self.windows[-1]}" for s, _ in self.projections]
         return out + list(self.passthrough)
 
 
@@ -119,6 +171,12 @@ def compute(
         raise ValueError(f"values must have shape (n, {len(spec.inputs)}) (got {x_all.shape})")
     n_sig = len(spec.signals)
     x_src = np.ascontiguousarray(x_all[:, :n_sig])
+    if spec.differences:
+        col = {name: i for i, name in enumerate(spec.signals)}
+        pairs = [(col[a], col[b]) for a, b in spec.differences]
+        x_src = np.hstack(
+            [x_src, x_src[:, [a for a, _ in pairs]] - x_src[:, [b for _, b in pairs]]]
+        )
     pos_all = _group_position(np.asarray(units))
     if rows is not None:
         idx = np.asarray(rows, dtype=np.int64)
@@ -128,6 +186,7 @@ def compute(
                 for i in range(0, max(len(idx), 1), _ROW_CHUNK)
             ]
         )
+        out = _with_projections(out, spec, pos_all[idx])
         if spec.passthrough:
             out = np.hstack([out, x_all[idx, n_sig:]])
         return out
@@ -143,9 +202,44 @@ def compute(
         return lag
 
     blocks = _accumulate(x_src, pos_all, spec, shifted)
+    out = np.hstack(blocks) if blocks else np.zeros((x_src.shape[0], 0))
+    out = _with_projections(out, spec, pos_all)
     if spec.passthrough:
-        blocks.append(x_all[:, n_sig:])
-    return np.hstack(blocks) if blocks else np.zeros((x_src.shape[0], 0))
+        out = np.hstack([out, x_all[:, n_sig:]])
+    return out
+
+
+@lru_cache(maxsize=64)
+def _projection_columns(spec: FeatureSpec) -> tuple[tuple[int, int], ...]:
+    """Columns of each projection's mean and slope (cached: a spec is frozen and hashable)."""
+    names = spec.names()
+    w = spec.windows[-1]
+    return tuple(
+        (names.index(f"{s}__mean{w}"), names.index(f"{s}__slope{w}")) for s, _ in spec.projections
+    )
+
+
+def _with_projections(windowed: np.ndarray, spec: FeatureSpec, pos: np.ndarray) -> np.ndarray:
+    """Append each projection's hours-to-threshold, from the longest window's mean and slope.
+
+    The trend line's value now is the window mean moved forward by half the rows it averaged
+    (the mean sits at their middle); elementwise on columns both compute paths share, so they
+    agree bit for bit.
+    """
+    if not spec.projections:
+        return windowed
+    half = (np.minimum(pos + 1, spec.windows[-1]).astype(np.float64) - 1.0) / 2.0
+    etas = []
+    for (mean_col, slope_col), (_, threshold) in zip(
+        _projection_columns(spec), spec.projections, strict=True
+    ):
+        mean, slope = windowed[:, mean_col], windowed[:, slope_col]
+        gap = threshold - (mean + slope * half)
+        heading = gap * slope > 0
+        eta = np.where(heading, gap / np.where(heading, slope, 1.0), ETA_NEVER)
+        eta[gap == 0] = 0.0
+        etas.append(np.minimum(eta, ETA_NEVER))
+    return np.hstack([windowed, np.stack(etas, axis=1)])
 
 
 def _accumulate(
