@@ -167,6 +167,8 @@ def run_training(
         stats=job.features.stats,
         ewm_spans=job.features.ewm_spans,
         passthrough=job.features.passthrough,
+        differences=job.features.differences,
+        projections=job.features.projections,
     )
     values = frame[list(fspec.inputs)].to_numpy(dtype=np.float64)
     features = compute(values, units, fspec)

@@ -49,6 +49,10 @@ class FeatureParams(_Strict):
     )
     ewm_spans: tuple[int, ...] = ()
     passthrough: tuple[str, ...] = ()
+    differences: tuple[tuple[str, str], ...] = ()
+    """Signal pairs whose difference is windowed too (see ``FeatureSpec.differences``)."""
+    projections: tuple[tuple[str, float], ...] = ()
+    """``(series, threshold)``: hours until the trend reaches the threshold."""
 
 
 class SplitParams(_Strict):

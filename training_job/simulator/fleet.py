@@ -78,6 +78,8 @@ _FAULTY_SENSORS: dict[str, float] = {
     "Motor_Vibration": 2.0,
     "Battery_Voltage": 25.0,
 }
+_THERMAL_RISE = 14.0
+"""``thermal_risk``: the pack runs, over a week of its own duty, this much above the air."""
 _DRIVE_PROFILE = np.array(
     [0.02, 0.01, 0.01, 0.01, 0.02, 0.08, 0.30, 0.55, 0.60, 0.40, 0.35, 0.40,
      0.45, 0.40, 0.38, 0.42, 0.55, 0.62, 0.50, 0.30, 0.20, 0.12, 0.06, 0.03],
@@ -160,15 +162,17 @@ def _draw_vehicles(rng: np.random.Generator, n: int, total: int) -> _Vehicles:
         stops=rng.uniform(5.0, 40.0, n),
         regen_base=rng.uniform(55.0, 82.0, n),
         tyre_nom=np.array([36.0, 45.0, 65.0])[kind],
-        k_fade=rng.lognormal(np.log(2.2e-4), 0.35, n),
-        k_bearing=rng.lognormal(np.log(6.0e-4), 0.6, n),
-        k_pad=rng.lognormal(np.log(1.8e-8), 0.4, n),
-        cool_rate=np.where(rng.random(n) < 0.3, rng.uniform(1 / 3500, 1 / 1200, n), 0.0),
-        cool_onset=rng.uniform(-1500, total, n),
+        k_fade=rng.lognormal(np.log(2.2e-4), 0.15, n),
+        k_bearing=rng.lognormal(np.log(6.0e-4), 0.2, n),
+        k_pad=rng.lognormal(np.log(1.8e-8), 0.15, n),
+        cool_rate=np.where(rng.random(n) < 0.3, rng.uniform(1 / 2600, 1 / 1800, n), 0.0),
+        cool_onset=rng.uniform(-1900, total - 1300, n),
         sensor=np.where(faulty, rng.integers(0, len(_FAULTY_SENSORS), n), -1),
         sensor_kind=rng.choice(2, size=n, p=[0.7, 0.3]),  # 0 drift, 1 stuck
-        sensor_onset=rng.uniform(-100, total, n),
-        sensor_rate=rng.uniform(1 / 600, 1 / 150, n) * rng.choice([-1.0, 1.0], n),
+        sensor_onset=rng.uniform(-800, total, n),
+        # 1/rate hours from onset to failure: a drift reaches its tolerance, a failing
+        # connector's intermittent freezes become a permanent one.
+        sensor_rate=rng.uniform(1 / 1800, 1 / 800, n) * rng.choice([-1.0, 1.0], n),
     )
 
 
@@ -202,6 +206,7 @@ def simulate_fleet(config: FleetConfig | None = None) -> pd.DataFrame:
     t_mot = veh.climate.copy()
     t_tyre = veh.climate.copy()
     amb_ar = np.zeros(n)
+    rise = np.full(n, 4.0)  # week-long mean of the pack's temperature over the air's
     load = veh.payload * rng.random(n)
     odo = rng.uniform(1_000, 150_000, n)
     idle = odo * rng.uniform(0.5, 1.5, n) * 0.6
@@ -281,6 +286,7 @@ def simulate_fleet(config: FleetConfig | None = None) -> pd.DataFrame:
         # shows as a pack running ever hotter than the ambient under load.
         t_bat_target = amb + (9.0 * heat_kw + 6.0 * driving + 5.0 * charging) / cooling
         t_bat = t_bat + 0.35 * (t_bat_target - t_bat) + rng.normal(0, 0.3, n)
+        rise = rise + (t_bat - amb - rise) / 168.0
         # Capacity fade: throughput x depth-of-discharge stress x Arrhenius, with a knee.
         stress = 1.0 + 1.5 * (soc < 20) + 0.5 * (soc > 90)
         arrh = 2.0 ** ((t_bat - 25.0) / 10.0)
@@ -311,7 +317,8 @@ def simulate_fleet(config: FleetConfig | None = None) -> pd.DataFrame:
         ) + np.abs(rng.normal(0, 0.3, n))
         # Tyres: punctures start slow leaks (more on rough roads); gas law for the reading.
         puncture = driving & (leak == 0) & (rng.random(n) < (1 + rough / 5) / 4000.0)
-        leak = np.where(puncture, rng.uniform(0.01, 0.05, n), leak)
+        # A slow leak loses the 25 % that fails a tyre in 800-2,200 hours.
+        leak = np.where(puncture, veh.tyre_nom * rng.uniform(0.25 / 2200, 0.25 / 800, n), leak)
         tyre = tyre - 0.001 - leak
         top_up = (leak == 0) & (tyre < veh.tyre_nom - 4) & (rng.random(n) < 0.05)
         tyre = np.where(top_up, veh.tyre_nom, tyre)
@@ -330,18 +337,17 @@ def simulate_fleet(config: FleetConfig | None = None) -> pd.DataFrame:
         bias = bias * tolerance
 
         # Thresholds: each mechanism crossing its limit is a failure event (first wins).
-        thermal_margin = 30.0 + 10.0 * (r_int / veh.r0) / cooling
         crossed = np.stack(
             [
                 soh < 80.0,
-                thermal_margin >= 60.0,
+                rise >= _THERMAL_RISE,
                 wear >= 1.0,
                 pad >= 90.0,
                 tyre < 0.75 * veh.tyre_nom,
                 sensor_on
                 & (
                     ((veh.sensor_kind == 0) & (np.abs(bias) >= tolerance))
-                    | ((veh.sensor_kind == 1) & (since >= 24))
+                    | ((veh.sensor_kind == 1) & (since >= 24 + 1 / np.abs(veh.sensor_rate)))
                 ),
             ]
         )
@@ -381,15 +387,23 @@ def simulate_fleet(config: FleetConfig | None = None) -> pd.DataFrame:
             if idx.size:
                 cols = np.array([_COL[s] for s in _FAULTY_SENSORS])[veh.sensor[idx]]
                 kind = veh.sensor_kind[idx]
-                first = since[idx] < 1
-                stuck_value[idx] = np.where(first, row[idx, cols], stuck_value[idx])
-                row[idx, cols] = np.where(kind == 1, stuck_value[idx], row[idx, cols] + bias[idx])
+                reading = row[idx, cols]
+                # A failing connector repeats its last reading, ever more often, then always.
+                worn = since[idx] * np.abs(veh.sensor_rate[idx])
+                hold = (kind == 1) & (since[idx] >= 1) & (rng.random(idx.size) < 0.6 * worn)
+                hold |= (kind == 1) & (worn >= 1)
+                new = np.where(
+                    kind == 1, np.where(hold, stuck_value[idx], reading), reading + bias[idx]
+                )
+                stuck_value[idx] = new
+                row[idx, cols] = new
 
         # Maintenance after a failure: the crossed component is replaced or repaired.
         if any_crossed.any():
             fade = np.where(crossed[0], 0.0, fade)
             cycles = np.where(crossed[0], 0.0, cycles)
             cooling = np.where(crossed[1] | crossed[0], 1.0, cooling)
+            rise = np.where(crossed[1] | crossed[0], 4.0, rise)
             veh.cool_rate = np.where(crossed[1], 0.0, veh.cool_rate)
             wear = np.where(crossed[2], 0.0, wear)
             pad = np.where(crossed[3], 0.0, pad)

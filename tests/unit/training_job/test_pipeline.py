@@ -99,3 +99,13 @@ def test_split_keeps_test_units_and_later_period_out_of_training() -> None:
     assert not np.isin(units[split.train | split.valid], split.test_units).any()
     assert times[split.train | split.valid].max() < times[split.test].min()
     assert not (split.train & split.valid).any()
+
+
+def test_early_stopping_validates_on_units_it_does_not_train_on() -> None:
+    units = np.repeat(np.arange(10), 100)
+    times = np.tile(np.arange(100.0), 10)
+    split = split_units_time(units, times, test_units=0.2, time_cutoff=0.75, seed=0)
+    trained, checked = set(units[split.train]), set(units[split.valid])
+    assert trained and checked and not trained & checked
+    assert len(checked) == 2  # 20 % of the 8 units left after the test draw
+    assert times[split.valid].max() < 75  # the training period, like the training rows
