@@ -282,7 +282,8 @@ def _accumulate(
             e_num[k] += tmp
             e_den[k] += weight * (pos >= j)[:, None]
         if j + 1 in spec.windows:
-            window_stats[j + 1] = _window(x, pos, j + 1, s0, s1, s2, lo, hi, spec.stats)
+            cnt = np.minimum(pos + 1, j + 1).astype(np.float64)[:, None]
+            window_stats[j + 1] = _window(x, cnt, s0, s1, s2, lo, hi, spec.stats)
     for w in spec.windows:
         blocks += window_stats[w]
     blocks += [num / den for num, den in zip(e_num, e_den, strict=True)]
@@ -321,14 +322,20 @@ def _compute_rows(
         s0 = np.cumsum(head, axis=0)
         s1 = np.cumsum(head * lags[:longest, None, None].astype(np.float64), axis=0)
         s2 = np.cumsum(head * head, axis=0)
-        lo = hi = s0  # placeholders when no extremes are asked for
+        # Every window at once, as (window, rows, series) stacks: the same elementwise
+        # operations on the same sums as one window at a time, in a few calls.
+        ks = np.asarray(spec.windows) - 1
+        s0k = s0[ks]
+        lo_k = hi_k = s0k  # placeholders when no extremes are asked for
         if "min" in spec.stats or "max" in spec.stats:
             ok = valid[:longest, :, None]
-            lo = np.minimum.accumulate(np.where(ok, head, np.inf), axis=0)
-            hi = np.maximum.accumulate(np.where(ok, head, -np.inf), axis=0)
-        for w in spec.windows:
-            k = w - 1
-            blocks += _window(x, pos, w, s0[k], s1[k], s2[k], lo[k], hi[k], spec.stats)
+            lo_k = np.minimum.accumulate(np.where(ok, head, np.inf), axis=0)[ks]
+            hi_k = np.maximum.accumulate(np.where(ok, head, -np.inf), axis=0)[ks]
+        cnt = np.minimum(pos[None, :, None] + 1, (ks + 1)[:, None, None]).astype(np.float64)
+        stats = _window(x, cnt, s0k, s1[ks], s2[ks], lo_k, hi_k, spec.stats)
+        # (window, stat, rows, series) -> per row: window, then stat, then series (names())
+        stacked = np.stack(stats, axis=1).transpose(2, 0, 1, 3)
+        blocks.append(stacked.reshape(len(idx), -1))
     for span in spec.ewm_spans:
         alpha = 2.0 / (span + 1.0)
         weights = np.array([(1.0 - alpha) ** j for j in range(horizon)])
@@ -340,8 +347,7 @@ def _compute_rows(
 
 def _window(
     x: np.ndarray,
-    pos: np.ndarray,
-    w: int,
+    cnt: np.ndarray,
     s0: np.ndarray,
     s1: np.ndarray,
     s2: np.ndarray,
@@ -349,8 +355,12 @@ def _window(
     hi: np.ndarray,
     stats: tuple[Stat, ...],
 ) -> list[np.ndarray]:
-    """Statistics of the last ``w`` rows from running sums (sums over lags ``0..w-1``)."""
-    cnt = np.minimum(pos + 1, w).astype(np.float64)[:, None]
+    """Statistics of the last ``w`` rows from running sums (sums over lags ``0..w-1``).
+
+    ``cnt`` is how many readings each window holds, ``min(position + 1, w)`` as floats:
+    ``(rows, 1)`` for one window, ``(windows, rows, 1)`` for a stack of them (the sums then
+    ``(windows, rows, series)``); the operations are elementwise, so both give equal numbers.
+    """
     mean = s0 / cnt
     out: list[np.ndarray] = []
     for stat in stats:
