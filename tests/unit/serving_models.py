@@ -10,6 +10,7 @@ import lightgbm as lgb
 import numpy as np
 
 from evpm.features import FeatureSpec, compute
+from evpm.intervals import LAST_EDGE
 from evpm.models import AnomalyDetector, ModelBundle, ModelSpec
 from evpm.telemetry import FEATURES
 
@@ -70,5 +71,15 @@ def bundles(seed: int = 0) -> dict[str, ModelBundle]:
         "ev-classifier": ModelBundle(
             _spec("ev-classifier", "classifier", fspec, classes=CLASSES), cls
         ),
-        "ev-rul": ModelBundle(_spec("ev-rul", "rul", fspec, rul_cap=500.0), rul),
+        "ev-rul": ModelBundle(
+            _spec(
+                "ev-rul",
+                "rul",
+                fspec,
+                rul_cap=500.0,
+                interval=((20.0, -5.0, 4.0), (LAST_EDGE, -30.0, 25.0)),
+                interval_level=0.9,
+            ),
+            rul,
+        ),
     }

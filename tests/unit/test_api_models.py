@@ -55,6 +55,11 @@ def test_predict_names_the_pinned_versions_and_gives_model_outputs(client: TestC
         "ev-rul": "1",
     }
     assert body["rul_hours"] >= 0 and isinstance(body["is_anomaly"], bool)
+    # the calibrated interval of the pinned RUL version, by the size of the prediction
+    rul = body["rul_hours"]
+    low, high = (-5.0, 4.0) if rul <= 20 else (-30.0, 25.0)
+    assert body["rul_low_hours"] == pytest.approx(min(max(rul + low, 0.0), 500.0))
+    assert body["rul_high_hours"] == pytest.approx(min(max(rul + high, 0.0), 500.0))
     assert set(body["failure_probabilities"]) == {"none", "thermal_risk", "tire_leak"}
     assert body["predicted_failure"] in body["failure_probabilities"]
 

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from evpm.features import FeatureSpec, compute
+from evpm.intervals import fit_interval
 from evpm.models import AnomalyDetector, ModelBundle, ModelSpec
 from training_job.core import metrics as m
 from training_job.core.inputs import time_values
@@ -32,6 +33,9 @@ from training_job.io.datasets import DatasetSpec, load_spec, prepare, read_table
 from training_job.jobs.base import BoosterParams, TrainJob
 
 __all__ = ["PRIMARY_METRICS", "TrainResult", "data_profile", "fit_booster", "run_training"]
+
+RUL_INTERVAL_LEVEL = 0.9
+"""Share of held-out outcomes the served RUL interval is calibrated to bracket."""
 
 PRIMARY_METRICS: dict[str, str] = {"anomaly": "pr_auc", "classifier": "macro_f1", "rul": "rmse"}
 """The metric each model is judged by (``rmse``: lower is better; the others: higher)."""
@@ -318,7 +322,14 @@ def _fit_task(
     booster = fit_booster(
         features[tr], y[tr], features[va], y[va], job.rul, {"objective": "regression"}
     )
-    return booster, float(y[tr].mean())
+    # The interval is calibrated on the validation vehicles, which the booster never saw.
+    interval: tuple[tuple[float, float, float], ...] = ()
+    if va.any():
+        held_out = np.asarray(booster.predict(features[va], num_threads=1), dtype=np.float64)
+        if dspec.rul_cap is not None:
+            held_out = np.clip(held_out, 0.0, dspec.rul_cap)
+        interval = fit_interval(held_out, y[va], level=RUL_INTERVAL_LEVEL)
+    return booster, float(y[tr].mean()), interval
 
 
 def _class_weights(y: np.ndarray, k: int, balance: float) -> np.ndarray | None:
@@ -390,13 +401,15 @@ def _finish(
             "best_iteration": booster.best_iteration,
         }
         return spec, booster.model_to_string(), {"params": params, "classes": list(classes)}
-    booster, train_mean = fitted
+    booster, train_mean, interval = fitted
     spec = ModelSpec(
         name=name,
         task="rul",
         features=fspec,
         used_features=tuple(fspec.names()),
         rul_cap=dspec.rul_cap,
+        interval=interval,
+        interval_level=RUL_INTERVAL_LEVEL if interval else None,
         **common,
     )
     params = {
@@ -445,7 +458,12 @@ def _evaluate(
         y_train = y[split.train]
         return m.classifier_metrics(y[te], pred.value, pred.proba, y_train, classes)
     y = frame[dspec.rul_label].to_numpy(dtype=np.float64)
-    return m.regression_metrics(y[te], pred.value, float(y[split.train].mean()))
+    report = m.regression_metrics(y[te], pred.value, float(y[split.train].mean()))
+    if pred.low is not None and pred.high is not None:
+        inside = (y[te] >= pred.low) & (y[te] <= pred.high)
+        report["metrics"]["interval_coverage"] = float(inside.mean()) if inside.size else 0.0
+        report["metrics"]["interval_mean_width"] = float(np.mean(pred.high - pred.low))
+    return report
 
 
 def report_json(result: TrainResult) -> str:

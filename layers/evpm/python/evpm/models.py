@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from evpm.boosters import row_predictor
 from evpm.features import FeatureSpec, compute
+from evpm.intervals import IntervalTable, apply_interval
 
 __all__ = ["AnomalyDetector", "ModelBundle", "ModelSpec", "Prediction"]
 
@@ -49,6 +50,11 @@ class ModelSpec(BaseModel):
     classes: tuple[str, ...] = ()
     threshold: float | None = None
     rul_cap: float | None = None
+    interval: IntervalTable = ()
+    """RUL only: residual quantiles by prediction size, from held-out vehicles
+    (:mod:`evpm.intervals`); empty = no interval."""
+    interval_level: float | None = None
+    """Share of outcomes the interval is calibrated to bracket (e.g. 0.9)."""
 
 
 def _median_last(a: np.ndarray) -> np.ndarray:
@@ -179,6 +185,9 @@ class Prediction:
     value: np.ndarray
     proba: np.ndarray | None = None
     flag: np.ndarray | None = None
+    low: np.ndarray | None = None
+    """RUL only: lower and upper bound of the calibrated interval (``ModelSpec.interval``)."""
+    high: np.ndarray | None = None
 
 
 class ModelBundle:
@@ -241,9 +250,13 @@ class ModelBundle:
             else:
                 label = proba.argmax(axis=1)
             return Prediction(value=label, proba=proba)
+        cap = self.spec.rul_cap if self.spec.rul_cap is not None else np.inf
         if self.spec.rul_cap is not None:
-            raw = np.clip(raw, 0.0, self.spec.rul_cap)
-        return Prediction(value=raw)
+            raw = np.clip(raw, 0.0, cap)
+        if not self.spec.interval:
+            return Prediction(value=raw)
+        low, high = apply_interval(self.spec.interval, raw, low=0.0, high=cap)
+        return Prediction(value=raw, low=low, high=high)
 
     def predict(self, values: np.ndarray, units: np.ndarray, times: np.ndarray) -> Prediction:
         """Predict for raw readings in any order; the output follows the input order."""
@@ -256,4 +269,6 @@ class ModelBundle:
             value=pred.value[inverse],
             proba=None if pred.proba is None else pred.proba[inverse],
             flag=None if pred.flag is None else pred.flag[inverse],
+            low=None if pred.low is None else pred.low[inverse],
+            high=None if pred.high is None else pred.high[inverse],
         )

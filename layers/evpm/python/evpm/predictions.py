@@ -101,6 +101,14 @@ class Prediction(BaseModel):
     rul_hours: float | None = Field(
         default=None, ge=0, description="ev-rul: hours until the next failure threshold"
     )
+    rul_low_hours: float | None = Field(
+        default=None,
+        ge=0,
+        description="ev-rul: lower bound of the calibrated interval (90 % of held-out outcomes)",
+    )
+    rul_high_hours: float | None = Field(
+        default=None, ge=0, description="ev-rul: upper bound of the calibrated interval"
+    )
 
     @field_validator("scored_at")
     @classmethod
@@ -118,6 +126,8 @@ _MODEL_FIELDS = (
     "predicted_failure",
     "failure_probabilities",
     "rul_hours",
+    "rul_low_hours",
+    "rul_high_hours",
 )
 
 

@@ -121,3 +121,8 @@ def _add_model_fields(extra: list[dict[str, object]], out: ModelOutputs) -> None
     if out.rul_hours is not None:
         for fields, hours in zip(extra, out.rul_hours.tolist(), strict=True):
             fields["rul_hours"] = hours
+    if out.rul_low_hours is not None and out.rul_high_hours is not None:
+        lows, highs = out.rul_low_hours.tolist(), out.rul_high_hours.tolist()
+        for fields, low, high in zip(extra, lows, highs, strict=True):
+            fields["rul_low_hours"] = low
+            fields["rul_high_hours"] = high

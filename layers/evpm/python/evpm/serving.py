@@ -317,6 +317,8 @@ class ModelOutputs:
     failure_proba: np.ndarray | None = None
     classes: tuple[str, ...] = ()
     rul_hours: np.ndarray | None = None
+    rul_low_hours: np.ndarray | None = None
+    rul_high_hours: np.ndarray | None = None
 
 
 def model_inputs(
@@ -382,4 +384,6 @@ def score_models(
             out["classes"] = tuple(bundle.spec.classes)
         else:
             out["rul_hours"] = pred.value
+            out["rul_low_hours"] = pred.low
+            out["rul_high_hours"] = pred.high
     return ModelOutputs(**out)  # type: ignore[arg-type]
