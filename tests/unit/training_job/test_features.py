@@ -130,3 +130,15 @@ def test_chosen_rows_equal_the_full_table_bit_for_bit(spec: FeatureSpec, count: 
     rows = np.sort(rng.choice(90, count, replace=False))
     got = compute(values, units, spec, rows=rows)
     assert np.array_equal(got, full[rows], equal_nan=True)
+
+
+def test_chosen_rows_in_several_chunks_equal_the_full_table(monkeypatch) -> None:
+    from evpm import features
+
+    monkeypatch.setattr(features, "_ROW_CHUNK", 7)
+    rng = np.random.default_rng(5)
+    values = rng.normal(size=(60, 3)).cumsum(axis=0)
+    units = np.repeat([0, 1, 2], 20)
+    full = compute(values, units, DERIVED)
+    for rows in (np.arange(60), np.array([2, 3, 30, 31, 59]), np.arange(0, 60, 2)):
+        assert np.array_equal(compute(values, units, DERIVED, rows=rows), full[rows])

@@ -170,26 +170,20 @@ def compute(
     if x_all.ndim != 2 or x_all.shape[1] != len(spec.inputs):
         raise ValueError(f"values must have shape (n, {len(spec.inputs)}) (got {x_all.shape})")
     n_sig = len(spec.signals)
-    x_src = np.ascontiguousarray(x_all[:, :n_sig])
-    if spec.differences:
-        col = {name: i for i, name in enumerate(spec.signals)}
-        pairs = [(col[a], col[b]) for a, b in spec.differences]
-        x_src = np.hstack(
-            [x_src, x_src[:, [a for a, _ in pairs]] - x_src[:, [b for _, b in pairs]]]
-        )
+    x_sig = np.ascontiguousarray(x_all[:, :n_sig])
     pos_all = _group_position(np.asarray(units))
     if rows is not None:
         idx = np.asarray(rows, dtype=np.int64)
-        out = np.vstack(
-            [
-                _compute_rows(x_src, pos_all, idx[i : i + _ROW_CHUNK], spec)
-                for i in range(0, max(len(idx), 1), _ROW_CHUNK)
-            ]
-        )
+        chunks = [
+            _compute_rows(x_sig, pos_all, idx[i : i + _ROW_CHUNK], spec)
+            for i in range(0, max(len(idx), 1), _ROW_CHUNK)
+        ]
+        out = chunks[0] if len(chunks) == 1 else np.vstack(chunks)
         out = _with_projections(out, spec, pos_all[idx])
         if spec.passthrough:
             out = np.hstack([out, x_all[idx, n_sig:]])
         return out
+    x_src = _with_differences(x_sig, spec)
     lag = np.empty_like(x_src)
 
     def shifted(j: int) -> np.ndarray:
@@ -207,6 +201,26 @@ def compute(
     if spec.passthrough:
         out = np.hstack([out, x_all[:, n_sig:]])
     return out
+
+
+@lru_cache(maxsize=64)
+def _difference_columns(spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Signal columns of each difference's ``a`` and ``b`` (cached per frozen spec)."""
+    col = {name: i for i, name in enumerate(spec.signals)}
+    return (
+        np.array([col[a] for a, _ in spec.differences], dtype=np.intp),
+        np.array([col[b] for _, b in spec.differences], dtype=np.intp),
+    )
+
+
+def _with_differences(x: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """The series of ``x`` (signals on the last axis): the signals, then each difference.
+
+    Elementwise, so differences taken on gathered rows equal those of the whole table."""
+    if not spec.differences:
+        return x
+    a, b = _difference_columns(spec)
+    return np.concatenate([x, x[..., a] - x[..., b]], axis=-1)
 
 
 @lru_cache(maxsize=64)
@@ -290,31 +304,44 @@ def _accumulate(
     return blocks
 
 
-_ROW_CHUNK = 256  # rows per gathered block: bounds memory at 256 x max_window x signals
+_ROW_CHUNK = 1024  # rows per call: a fleet's batch in one, a table's in bounded memory
 _SMALL = 16  # up to this many rows, prefix sums (few numpy calls) beat a loop over lags
 
 
 def _compute_rows(
-    x_src: np.ndarray, pos_all: np.ndarray, idx: np.ndarray, spec: FeatureSpec
+    x_sig: np.ndarray, pos_all: np.ndarray, idx: np.ndarray, spec: FeatureSpec
 ) -> np.ndarray:
-    """:func:`compute` for the rows ``idx`` only, from their gathered windows.
+    """:func:`compute` for the rows ``idx`` only, from their gathered past readings.
 
-    Each row's last ``max_window`` readings are gathered into ``(lag, rows, signal)``. Many
-    rows go through :func:`_accumulate` lag by lag; a few rows (a single-vehicle request)
-    take the running sums as cumulative sums along the lag axis instead, which numpy
-    accumulates in the same lag order in a handful of calls. Either way every number equals
-    the full computation's bit for bit (the tests compare them).
+    Only the readings in the rows' windows are read, and their differences taken there (not
+    over the whole table). Many rows go through :func:`_accumulate` lag by lag, each lag's
+    readings gathered as it is summed; a few rows (a single-vehicle request) are gathered
+    into ``(lag, rows, series)`` and take the running sums as cumulative sums along the lag
+    axis, which numpy accumulates in the same lag order in a handful of calls. Either way
+    every number equals the full computation's bit for bit (the tests compare them).
     """
     horizon = spec.max_window
-    lags = np.arange(horizon)
     pos = pos_all[idx]
-    valid = lags[:, None] <= pos[None, :]  # (lag, rows)
-    win = x_src[np.maximum(idx[None, :] - lags[:, None], 0)]  # (lag, rows, signals)
-    win[~valid] = 0.0
-    x = win[0]
     if len(idx) > _SMALL:
-        blocks = _accumulate(x, pos, spec, lambda j: win[j])
+        full = int(pos.min(initial=horizon)) + 1  # lags below this exist for every row
+        buf = np.empty((len(idx), x_sig.shape[1]))
+
+        def gathered(j: int) -> np.ndarray:
+            np.take(x_sig, np.maximum(idx - j, 0), axis=0, out=buf)
+            lag = _with_differences(buf, spec)
+            if j >= full:
+                lag[pos < j] = 0.0
+            return lag
+
+        x = _with_differences(x_sig[idx], spec)
+        blocks = _accumulate(x, pos, spec, gathered)
         return np.hstack(blocks) if blocks else np.zeros((len(idx), 0))
+    lags = np.arange(horizon)
+    valid = lags[:, None] <= pos[None, :]  # (lag, rows)
+    win = _with_differences(x_sig[np.maximum(idx[None, :] - lags[:, None], 0)], spec)
+    if not valid.all():
+        win[~valid] = 0.0
+    x = win[0]
     blocks: list[np.ndarray] = [x] if spec.include_raw else []
     longest = spec.windows[-1] if spec.windows else 0
     if longest:
