@@ -56,3 +56,41 @@ def test_a_scorer_that_loses_rows_is_an_error(make_payload):
 
     with pytest.raises(ValueError, match="returned 2 assessments for 3 records"):
         score_records(_records(make_payload, 3), scorer=Lossy())
+
+
+def test_predictions_equal_validated_ones(make_payload):
+    """Predictions are built without validating each again: they must equal what validation
+    makes of the same values (types, set fields, JSON), and share no mutable state."""
+    from datetime import timedelta, timezone
+
+    from evpm.predictions import Prediction
+    from evpm.serving import History, ServedModels
+    from tests.unit.serving_models import bundles
+
+    served = ServedModels(versions={name: 3 for name in bundles()}, bundles=bundles())
+    history = History(served.depth)
+    records = [
+        TelemetryRecord.model_validate(
+            make_payload(
+                vehicle_id=f"EV-{i % 3}",
+                timestamp=f"2024-05-01T{i // 3:02d}:00:00Z",
+                SoH=65.0 if i % 4 == 0 else 95.0 - i / 10,
+                Battery_Temperature=30.0 + i,
+            )
+        )
+        for i in range(24)
+    ]
+    for now in (NOW, datetime(2024, 5, 1, 14, tzinfo=timezone(timedelta(hours=2)))):
+        for batch in (records, records[:1], [*records[::-1]]):
+            rules_only = score_records(batch, now=now)
+            with_models = score_records(batch, models=served, history=history, now=now)
+            for got in rules_only + with_models:
+                again = Prediction.model_validate(got.model_dump(exclude_unset=True))
+                assert got == again
+                assert got.model_fields_set == again.model_fields_set
+                assert got.model_dump_json() == again.model_dump_json()
+                assert all(type(getattr(got, f)) is type(getattr(again, f)) for f in got.__dict__)
+            assert with_models[0].rul_hours is not None
+            assert with_models[0].failure_probabilities is not None
+            dicts = [p.model_versions for p in with_models] + [p.findings for p in with_models]
+            assert len({id(d) for d in dicts}) == len(dicts)
