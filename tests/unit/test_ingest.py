@@ -83,3 +83,61 @@ def test_redelivered_record_gives_the_same_key(make_payload):
         again.ts,
         again.record_id,
     )
+
+
+def _validated_in_steps(data: bytes) -> object:
+    """What a record becomes through json.loads then validation (the reference path)."""
+    from pydantic import ValidationError
+
+    from evpm.telemetry import TelemetryRecord
+
+    try:
+        return TelemetryRecord.model_validate(json.loads(data.decode("utf-8")))
+    except (UnicodeDecodeError, ValueError, ValidationError):
+        return "refused"
+
+
+def test_one_step_validation_accepts_and_reads_exactly_what_the_steps_do(make_payload):
+    import re
+
+    import numpy as np
+
+    from evpm.ingest import _validate
+    from evpm.telemetry import FEATURES, to_matrix
+
+    base = json.dumps(make_payload())
+    rng = np.random.default_rng(0)
+    texts = [
+        base,
+        base.replace('"SoC": ', '"SoC": 12.5, "SoC": '),  # a repeated key: the last wins
+        *(
+            re.sub(r'"SoH": [^,]+', f'"SoH": {value}', base)
+            for value in ("NaN", "Infinity", "1e400", "76", "7.65e1", "-0.0", '"76.5"', "true")
+        ),
+        base.replace('"EV-', '"EV-\\u0030'),
+        *(
+            json.dumps(make_payload(timestamp=t))
+            for t in (1714564800, "2024-05-01T14:00:00+02:00", "2024-05-01 12:00:00", "2024-05-01")
+        ),
+        " " + base + "\n",
+        base + "x",
+        "[]",
+        "",
+    ]
+    # Floats as the stream sends them: shortest repr, and rounded decimal text
+    for values in (rng.uniform(0, 100, (50, 24)), rng.uniform(0, 1, (50, 24)) * 1e-7):
+        for row in values:
+            payload = make_payload(**dict(zip(FEATURES, row.tolist(), strict=True)))
+            texts.append(json.dumps(payload))
+            texts.append(
+                json.dumps({k: round(v, 5) if k in FEATURES else v for k, v in payload.items()})
+            )
+    for text in texts:
+        data = text.encode()
+        reference = _validated_in_steps(data)
+        got = _validate(RawRecord("1", "EV", "shardId-0", data))
+        if reference == "refused":
+            assert isinstance(got, ParkedRecord), text
+            continue
+        assert got == reference, text
+        assert to_matrix([got]).tobytes() == to_matrix([reference]).tobytes(), text
