@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evpm.serving import History, PinnedModels, ServedModels, score_models
+from evpm.features import FeatureSpec, compute
+from evpm.serving import History, PinnedModels, ServedModels, merged_spec, score_models
 from evpm.telemetry import FEATURES
 from tests.unit.serving_models import SIGNALS, bundles, readings
 
@@ -74,13 +75,58 @@ def test_one_reading_at_a_time_equals_whole_series_bit_for_bit(served: ServedMod
     )
 
 
-def test_models_sharing_a_feature_spec_share_one_computation(served: ServedModels) -> None:
+def test_models_share_one_feature_computation(served: ServedModels) -> None:
     plans = served.feature_plan
-    assert len(plans) == 2  # the detector's spec, and the one both boosters use
-    by_model = {name: plan for plan in plans for name, _ in plan.users}
-    assert by_model["ev-classifier"] is by_model["ev-rul"]
-    assert all(plan.columns is not None for plan in plans)  # four signals of the 24
-    assert all(picked is None for plan in plans for _, picked in plan.users)
+    assert len(plans) == 1  # the detector's spec merged with the one both boosters use
+    (plan,) = plans
+    assert plan.columns is not None  # four signals of the 24
+    names = plan.spec.names()
+    for name, picked in plan.users:
+        own = served.bundles[name].spec.features.names()
+        assert picked is not None
+        assert [names[i] for i in picked] == own
+
+
+MERGEABLE = [
+    FeatureSpec(signals=("a", "b", "c"), windows=(2, 3, 4), stats=("mean",)),
+    FeatureSpec(
+        signals=("a", "b", "c"),
+        windows=(3, 6, 12),
+        stats=("mean", "std", "slope", "min", "max", "delta"),
+        differences=(("a", "c"),),
+        projections=(("a", 1.0), ("a-c", 2.0)),
+    ),
+    FeatureSpec(
+        signals=("a", "b", "c"), windows=(5, 12), stats=("slope", "mean"), projections=(("b", 3.0),)
+    ),
+    FeatureSpec(signals=("a", "b", "c"), windows=(12,), stats=("std",), differences=(("b", "a"),)),
+]
+
+
+@pytest.mark.parametrize("rows", [None, [5, 29, 30, 59], list(range(0, 60, 2))])
+def test_a_merged_spec_computes_each_specs_features_bit_for_bit(rows: list[int] | None) -> None:
+    rng = np.random.default_rng(2)
+    values = rng.normal(size=(60, 3)).cumsum(axis=0)
+    values[rng.random(values.shape) < 0.03] = np.nan
+    units = np.repeat([0, 1], 30)
+    merged = merged_spec(MERGEABLE)
+    assert merged is not None
+    idx = None if rows is None else np.asarray(rows)
+    together = compute(values, units, merged, rows=idx)
+    position = {name: i for i, name in enumerate(merged.names())}
+    for spec in MERGEABLE:
+        alone = compute(values, units, spec, rows=idx)
+        cols = [position[name] for name in spec.names()]
+        assert np.array_equal(together[:, cols], alone, equal_nan=True), spec
+
+
+def test_specs_that_cannot_share_a_computation_keep_their_own() -> None:
+    base = MERGEABLE[1]
+    longer = FeatureSpec(signals=base.signals, windows=(24,), stats=("mean",))
+    assert merged_spec([base, longer]) is None  # base's projections are at its window 12
+    assert merged_spec([longer, MERGEABLE[0]]) is not None
+    ewm = FeatureSpec(signals=base.signals, windows=(3,), ewm_spans=(4,))
+    assert merged_spec([ewm, ewm]) is ewm
 
 
 def test_redelivered_batch_scores_the_same(served: ServedModels) -> None:

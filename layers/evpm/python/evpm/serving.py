@@ -63,24 +63,78 @@ class ServedModels:
 
     @cached_property
     def feature_plan(self) -> tuple[FeaturePlan, ...]:
-        """One :class:`FeaturePlan` per distinct feature spec among the served models.
+        """One :class:`FeaturePlan` per group of feature specs that one computation serves.
 
         Worked out once per loaded set, not per request: models that share a spec share one
-        :func:`evpm.features.compute` call, and column selections that would copy a matrix
-        unchanged are skipped.
+        :func:`evpm.features.compute` call, and so do specs that differ only in windows,
+        statistics, differences and projections (:func:`merged_spec`: the detector's short
+        means and the boosters' long windows come out of one pass over the same readings, each
+        column equal bit for bit to its own spec's). Column selections that would copy a
+        matrix unchanged are skipped.
         """
-        plans: dict[FeatureSpec, list[tuple[str, np.ndarray | None]]] = {}
+        groups: dict[object, list[str]] = {}
         for name, bundle in self.bundles.items():
-            spec = bundle.spec.features
-            picked = bundle._columns
-            whole = np.array_equal(picked, np.arange(len(spec.names())))
-            plans.setdefault(spec, []).append((name, None if whole else picked))
+            groups.setdefault(_merge_key(bundle.spec.features), []).append(name)
+        for key, names in list(groups.items()):
+            if merged_spec([self.bundles[n].spec.features for n in names]) is None:
+                del groups[key]  # one computation per distinct spec, as they come
+                for name in names:
+                    groups.setdefault(self.bundles[name].spec.features, []).append(name)
         out = []
-        for spec, users in plans.items():
+        for names in groups.values():
+            spec = merged_spec([self.bundles[n].spec.features for n in names])
+            assert spec is not None
+            position = {feature: i for i, feature in enumerate(spec.names())}
+            users = []
+            for name in names:
+                bundle = self.bundles[name]
+                own = bundle.spec.features.names()
+                picked = np.array([position[own[c]] for c in bundle._columns], dtype=np.int64)
+                whole = np.array_equal(picked, np.arange(len(position)))
+                users.append((name, None if whole else picked))
             cols = np.array([_COLUMN[c] for c in spec.inputs], dtype=np.intp)
             whole = np.array_equal(cols, np.arange(len(FEATURES)))
             out.append(FeaturePlan(spec, None if whole else cols, tuple(users)))
         return tuple(out)
+
+
+def _merge_key(spec: FeatureSpec) -> object:
+    """Specs with equal keys may be computed as one (:func:`merged_spec`): same inputs and
+    raw columns, and no EWMs (their sums run over the spec's whole history, which a longer
+    merged window would lengthen)."""
+    if spec.ewm_spans:
+        return spec
+    return (spec.version, spec.signals, spec.passthrough, spec.include_raw)
+
+
+def merged_spec(specs: Sequence[FeatureSpec]) -> FeatureSpec | None:
+    """One spec whose features include every feature of ``specs`` (same names, same numbers),
+    or ``None`` when they cannot be merged.
+
+    Every feature of a row is computed elementwise from sums over its own series and window,
+    whatever else is computed beside it, so each column equals the column of the same name
+    from its own spec bit for bit (the serving tests compare them with training's path).
+    ``specs`` must share a :func:`_merge_key`; a single spec is returned as it is. Projections
+    are taken at a spec's longest window, so a spec with projections merges only with specs
+    whose windows are no longer.
+    """
+    first = specs[0]
+    if all(s == first for s in specs):
+        return first
+    windows = sorted({w for s in specs for w in s.windows})
+    if any(s.projections and s.windows[-1] != windows[-1] for s in specs):
+        return None
+    projections = [p for s in specs for p in s.projections]
+    return FeatureSpec(
+        version=first.version,
+        signals=first.signals,
+        windows=tuple(windows),
+        stats=tuple(dict.fromkeys(stat for s in specs for stat in s.stats)),
+        include_raw=first.include_raw,
+        passthrough=first.passthrough,
+        differences=tuple(dict.fromkeys(d for s in specs for d in s.differences)),
+        projections=tuple(dict.fromkeys(projections)),
+    )
 
 
 @dataclass(frozen=True)
