@@ -224,12 +224,14 @@ def _with_differences(x: np.ndarray, spec: FeatureSpec) -> np.ndarray:
 
 
 @lru_cache(maxsize=64)
-def _projection_columns(spec: FeatureSpec) -> tuple[tuple[int, int], ...]:
-    """Columns of each projection's mean and slope (cached: a spec is frozen and hashable)."""
+def _projection_columns(spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each projection's mean and slope column, and its threshold (cached per frozen spec)."""
     names = spec.names()
     w = spec.windows[-1]
-    return tuple(
-        (names.index(f"{s}__mean{w}"), names.index(f"{s}__slope{w}")) for s, _ in spec.projections
+    return (
+        np.array([names.index(f"{s}__mean{w}") for s, _ in spec.projections], dtype=np.intp),
+        np.array([names.index(f"{s}__slope{w}") for s, _ in spec.projections], dtype=np.intp),
+        np.array([threshold for _, threshold in spec.projections], dtype=np.float64),
     )
 
 
@@ -237,23 +239,19 @@ def _with_projections(windowed: np.ndarray, spec: FeatureSpec, pos: np.ndarray) 
     """Append each projection's hours-to-threshold, from the longest window's mean and slope.
 
     The trend line's value now is the window mean moved forward by half the rows it averaged
-    (the mean sits at their middle); elementwise on columns both compute paths share, so they
-    agree bit for bit.
+    (the mean sits at their middle); elementwise on columns both compute paths share (all
+    projections at once, ``(rows, projections)``), so they agree bit for bit.
     """
     if not spec.projections:
         return windowed
     half = (np.minimum(pos + 1, spec.windows[-1]).astype(np.float64) - 1.0) / 2.0
-    etas = []
-    for (mean_col, slope_col), (_, threshold) in zip(
-        _projection_columns(spec), spec.projections, strict=True
-    ):
-        mean, slope = windowed[:, mean_col], windowed[:, slope_col]
-        gap = threshold - (mean + slope * half)
-        heading = gap * slope > 0
-        eta = np.where(heading, gap / np.where(heading, slope, 1.0), ETA_NEVER)
-        eta[gap == 0] = 0.0
-        etas.append(np.minimum(eta, ETA_NEVER))
-    return np.hstack([windowed, np.stack(etas, axis=1)])
+    mean_cols, slope_cols, thresholds = _projection_columns(spec)
+    mean, slope = windowed[:, mean_cols], windowed[:, slope_cols]
+    gap = thresholds - (mean + slope * half[:, None])
+    heading = gap * slope > 0
+    eta = np.where(heading, gap / np.where(heading, slope, 1.0), ETA_NEVER)
+    eta[gap == 0] = 0.0
+    return np.hstack([windowed, np.minimum(eta, ETA_NEVER)])
 
 
 def _accumulate(
