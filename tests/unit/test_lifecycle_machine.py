@@ -199,7 +199,8 @@ class World:
             arn = self.sfn.start_execution(
                 stateMachineArn=self.arn, name=uuid.uuid4().hex, input=json.dumps(payload)
             )["executionArn"]
-            deadline = time.monotonic() + 30
+            # generous: moto runs every state in threads, slow on a busy 2-core machine
+            deadline = time.monotonic() + 180
             while time.monotonic() < deadline:
                 result = self.sfn.describe_execution(executionArn=arn)
                 if result["status"] != "RUNNING":
