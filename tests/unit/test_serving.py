@@ -161,7 +161,9 @@ def test_history_is_bounded_in_depth_and_vehicles() -> None:
 
 
 def _held(history: History, vid: str) -> tuple[list[float], list[float]]:
-    times, values = history._data[vid]
+    held = history.held(vid)
+    assert held is not None
+    times, values = held
     return times.tolist(), values[:, 0].tolist()
 
 
@@ -309,3 +311,165 @@ def test_features_of_chosen_rows_equal_the_full_computation_bit_for_bit(count: i
         assert np.array_equal(
             compute(values, units, spec)[rows], compute(values, units, spec, rows)
         )
+
+
+def test_one_reading_per_vehicle_batches_equal_whole_series_bit_for_bit(
+    served: ServedModels,
+) -> None:
+    # GIVEN a fleet whose vehicles join at different hours, streamed as the scorer sees it:
+    # each batch one reading of each of several vehicles (the rings' gathered windows)
+    ids, times, values = readings(vehicles=24, hours=30, seed=3)
+    keep = np.ones(len(ids), dtype=bool)
+    for v in range(24):
+        keep[v * 30 : v * 30 + v % 7] = False  # vehicle v starts v % 7 hours late
+    ids = [i for i, k in zip(ids, keep, strict=True) if k]
+    times, values = times[keep], values[keep]
+    reference = _reference(served, ids, times, values)
+    history = History(served.depth, max_vehicles=100)
+    rng = np.random.default_rng(4)
+    got: dict[str, list[np.ndarray]] = {"ev-anomaly": [], "ev-classifier": [], "ev-rul": []}
+    index = []
+    for hour in np.unique(times):
+        batch = rng.permutation(np.flatnonzero(times == hour))
+        out = score_models(served, [ids[i] for i in batch], times[batch], values[batch], history)
+        if hour == times[5]:  # the same batch delivered again scores the same
+            again = score_models(
+                served, [ids[i] for i in batch], times[batch], values[batch], history
+            )
+            assert np.array_equal(again.rul_hours, out.rul_hours)
+        got["ev-anomaly"].append(out.anomaly_score)
+        got["ev-classifier"].append(out.failure_proba)
+        got["ev-rul"].append(out.rul_hours)
+        index.append(batch)
+    idx = np.concatenate(index)
+    # THEN every model's output is the whole-series computation's, bit for bit
+    for name, parts in got.items():
+        assert np.array_equal(np.concatenate(parts), reference[name][idx]), name
+
+
+def test_a_late_reading_is_scored_on_the_readings_before_it(served: ServedModels) -> None:
+    ids, times, values = readings(vehicles=20, hours=20, seed=5)
+    history = History(served.depth + 8)  # deep enough to hold the late reading's past
+    late = [v * 20 + 12 for v in range(20)]  # hour 12 of every vehicle arrives after hour 19
+    early = [i for i in range(len(ids)) if i not in late]
+    score_models(served, [ids[i] for i in early], times[early], values[early], history)
+    out = score_models(served, [ids[i] for i in late], times[late], values[late], history)
+    reference = _reference(
+        served, [ids[i] for i in range(len(ids)) if i % 20 <= 12], *_upto(times, values)
+    )
+    rows = [v * 13 + 12 for v in range(20)]
+    assert np.array_equal(out.rul_hours, reference["ev-rul"][rows])
+    assert np.array_equal(out.failure_proba, reference["ev-classifier"][rows])
+    # AND afterwards the vehicle holds its readings in time order, the late one in place
+    held = history.held(ids[0])
+    assert held is not None and held[0].tolist() == times[:20].tolist()
+
+
+def _upto(times: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    keep = np.arange(len(times)) % 20 <= 12
+    return times[keep], values[keep]
+
+
+def test_window_gives_the_rows_assemble_gives() -> None:
+    # GIVEN held readings (A more than the depth keeps, B two, C every other hour)
+    history = History(5)
+    history.derive([(0, 1)])
+    for vid, hours in (("A", range(8)), ("B", range(2)), ("C", [0, 2, 4, 6])):
+        t, v = _rows(*[(float(h), 10.0 * h + ord(vid)) for h in hours])
+        history.remember([vid] * len(t), t, v + np.arange(24))
+    # WHEN a batch brings a reading newer than all held, one between two held, a redelivered
+    # one and one of a new vehicle
+    ids, t, v = ["A", "C", "B", "D"], np.array([8.0, 3.0, 1.0, 0.0]), np.arange(96.0).reshape(4, 24)
+    stack, pos = history.window(ids, t, v, 5)
+    matrix, units, targets, order = history.assemble(ids, t, v)
+    # THEN each reading's lags are its assembled rows, newest first, with their difference
+    for k, i in enumerate(order.tolist()):
+        first = int(np.flatnonzero(units == units[targets[k]])[0])
+        mine = matrix[first : targets[k] + 1][::-1]
+        assert pos[i] == len(mine) - 1
+        assert np.array_equal(stack[: len(mine), i, :24], mine)
+        assert np.array_equal(stack[: len(mine), i, 24], mine[:, 0] - mine[:, 1])
+        assert not stack[len(mine) :, i].any()
+    assert pos.tolist() == [4, 2, 1, 0]
+    for i, vid in enumerate(ids):  # AND one reading alone (a request's scalar steps) alike
+        alone, alone_pos = history.window([vid], t[i : i + 1], v[i : i + 1], 5)
+        assert np.array_equal(alone[:, 0], stack[:, i]) and alone_pos[0] == pos[i]
+    assert history.window(["A", "A"], t[:2], v[:2], 5) is None  # two of one vehicle: assemble
+
+
+def test_derive_resize_and_eviction_keep_the_held_readings() -> None:
+    history = History(3, max_vehicles=3)
+    for v in range(4):
+        t, x = _rows(*[(float(h), 100.0 * v + h) for h in range(4)])
+        history.remember([f"V{v}"] * 4, t, x)
+    assert len(history) == 3 and history.held("V0") is None  # V0 went, its slot reused
+    assert _held(history, "V3") == ([1.0, 2.0, 3.0], [301.0, 302.0, 303.0])
+    history.derive([(0, 1), (2, 0)])
+    stack, _ = history.window(["V3"], np.array([9.0]), np.ones((1, 24)), 3)
+    assert stack.shape == (3, 1, 26) and stack[1, 0, 24] == 0.0 and stack[1, 0, 25] == 0.0
+    history.resize(5)
+    history.remember(["V3", "V1"], np.array([4.0, 4.0]), np.full((2, 24), 7.0))
+    assert _held(history, "V3") == ([1.0, 2.0, 3.0, 4.0], [301.0, 302.0, 303.0, 7.0])
+    history.resize(2)
+    assert _held(history, "V1") == ([3.0, 4.0], [103.0, 7.0])
+    stack, pos = history.window(["V1", "V9"], np.array([5.0, 5.0]), np.ones((2, 24)), 2)
+    assert list(pos) == [1, 0] and stack[1, 0, 0] == 7.0 and not stack[1, 1].any()
+
+
+@pytest.mark.parametrize("count", [1, 7, 17, 300])
+def test_features_of_stacked_windows_equal_the_full_computation_bit_for_bit(count: int) -> None:
+    from evpm.features import compute_stacked
+
+    rng = np.random.default_rng(count)
+    values = rng.normal(size=(3000, 5)) * 100
+    values[rng.random(values.shape) < 0.001] = -0.0
+    units = np.repeat(np.arange(30), 100)
+    specs = [
+        FeatureSpec(
+            signals=tuple("abcd"),
+            windows=(6, 24, 72),
+            stats=("mean", "std", "slope", "min", "max", "delta"),
+            ewm_spans=(12,),
+            differences=(("a", "c"), ("d", "b")),
+            projections=(("a", 50.0), ("d-b", 0.0)),
+        ),
+        FeatureSpec(
+            signals=tuple("abcd"),
+            passthrough=("e",),
+            windows=(3,),
+            stats=("delta", "std"),
+            include_raw=False,
+        ),
+    ]
+    for spec in specs:
+        rows = np.sort(rng.choice(3000, count, replace=False))
+        x = values[:, :4]
+        series = np.hstack(
+            [x] + [x[:, [ord(a) - 97]] - x[:, [ord(b) - 97]] for a, b in spec.differences]
+        )
+        pos = rows % 100
+        lags = np.arange(spec.max_window + 2)[:, None]
+        window = series[np.maximum(rows[None, :] - lags, 0)]
+        window[lags > pos[None, :]] = 0.0
+        got = compute_stacked(window, pos, spec, values[rows, 4:] if spec.passthrough else None)
+        whole = compute(values[:, : len(spec.inputs)], units, spec)
+        assert np.array_equal(whole[rows], got), spec
+
+
+def test_remembering_a_batch_equals_remembering_each_reading_alone() -> None:
+    # appended, the newest again, an older one again with a new value, a late one between
+    # two held, one older than everything a full ring holds (dropped), a new vehicle
+    steps = [(1.0, 1.0), (2.0, 2.0), (4.0, 4.0), (4.0, 44.0), (2.0, 22.0), (3.0, 3.0)]
+    steps += [(5.0, 5.0), (0.5, 0.5), (6.0, 6.0)]
+    alone, together = History(4), History(4)
+    for k, (t, x) in enumerate(steps):
+        for vid in ("V", "W"):
+            alone.remember([vid], np.array([t + (vid == "W")]), np.full((1, 24), x))
+        extra = ["N"] if k == 3 else []
+        ids = ["W", "V", *extra]
+        times = np.array([t + 1.0, t] + [0.0] * len(extra))
+        together.remember(ids, times, np.full((len(ids), 24), x))
+        for vid in ("V", "W"):
+            assert _held(alone, vid) == _held(together, vid), (k, vid)
+    assert _held(together, "V") == ([3.0, 4.0, 5.0, 6.0], [3.0, 44.0, 5.0, 6.0])
+    assert _held(together, "N") == ([0.0], [44.0])

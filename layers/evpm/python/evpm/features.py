@@ -20,7 +20,14 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-__all__ = ["ETA_NEVER", "FEATURE_SPEC_VERSION", "FeatureSpec", "compute", "order"]
+__all__ = [
+    "ETA_NEVER",
+    "FEATURE_SPEC_VERSION",
+    "FeatureSpec",
+    "compute",
+    "compute_stacked",
+    "order",
+]
 
 FEATURE_SPEC_VERSION = "fs-1"
 """Version of the feature *code*; bump when :func:`compute` changes what a name means."""
@@ -339,6 +346,63 @@ def _compute_rows(
     win = _with_differences(x_sig[np.maximum(idx[None, :] - lags[:, None], 0)], spec)
     if not valid.all():
         win[~valid] = 0.0
+    return _few_rows(win, valid, pos, spec)
+
+
+def compute_stacked(
+    window: np.ndarray,
+    pos: np.ndarray,
+    spec: FeatureSpec,
+    passthrough: np.ndarray | None = None,
+) -> np.ndarray:
+    """Features of ``n`` rows from their series stacked by lag: the rows' features in
+    :func:`compute`, bit for bit (the tests compare them).
+
+    ``window`` ``(lags, n, len(spec.series))`` with ``lags >= spec.max_window``:
+    ``window[j, i]`` is row ``i``'s series (signals, then each difference) ``j`` rows back in
+    its unit (``window[0]`` the row itself), and must be 0 where that is more than ``pos[i]``
+    rows back, ``pos[i]`` being how many rows of its unit precede the row (any number from
+    ``max_window - 1`` up gives the same features). ``passthrough`` ``(n, len(
+    spec.passthrough))`` holds the rows' passthrough columns, if the spec has any.
+
+    Why: a server holding each vehicle's recent readings in rings gathers a whole batch's
+    windows in one call (:meth:`evpm.serving.History.window`), differences included, and sums
+    them here lag by lag, each lag one contiguous ``(rows, series)`` slab, with the same
+    operations in the same lag order as :func:`compute`: no per-vehicle table is built, no
+    row sorted, no difference taken again.
+    """
+    horizon = spec.max_window
+    if window.ndim != 3 or window.shape[0] < horizon or window.shape[2] != len(spec.series):
+        raise ValueError(
+            f"window must have shape (>= {horizon}, n, {len(spec.series)}) (got {window.shape})"
+        )
+    n = window.shape[1]
+    if spec.passthrough and (
+        passthrough is None or passthrough.shape != (n, len(spec.passthrough))
+    ):
+        raise ValueError(f"passthrough must have shape ({n}, {len(spec.passthrough)})")
+    pos = np.asarray(pos, dtype=np.int64)
+    win = window[:horizon]
+    if n <= _SMALL:
+        valid = np.arange(horizon)[:, None] <= pos[None, :]
+        out = _few_rows(win, valid, pos, spec)
+    else:
+        blocks = _accumulate(win[0], pos, spec, win.__getitem__)
+        out = np.hstack(blocks) if blocks else np.zeros((n, 0))
+    out = _with_projections(out, spec, pos)
+    if spec.passthrough:
+        assert passthrough is not None
+        out = np.hstack([out, passthrough])
+    return out
+
+
+def _few_rows(win: np.ndarray, valid: np.ndarray, pos: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """Windowed features (no projections, no passthrough) of a few rows from ``win``
+    ``(lag, rows, series)`` (0 where ``valid`` is False): the running sums as cumulative sums
+    along the lag axis, which numpy accumulates in the same lag order as :func:`_accumulate`,
+    in a handful of calls (a single-vehicle request's path)."""
+    horizon = spec.max_window
+    lags = np.arange(horizon)
     x = win[0]
     blocks: list[np.ndarray] = [x] if spec.include_raw else []
     longest = spec.windows[-1] if spec.windows else 0
@@ -360,14 +424,14 @@ def _compute_rows(
         stats = _window(x, cnt, s0k, s1[ks], s2[ks], lo_k, hi_k, spec.stats)
         # (window, stat, rows, series) -> per row: window, then stat, then series (names())
         stacked = np.stack(stats, axis=1).transpose(2, 0, 1, 3)
-        blocks.append(stacked.reshape(len(idx), -1))
+        blocks.append(stacked.reshape(len(pos), -1))
     for span in spec.ewm_spans:
         alpha = 2.0 / (span + 1.0)
         weights = np.array([(1.0 - alpha) ** j for j in range(horizon)])
         num = np.cumsum(win * weights[:, None, None], axis=0)[-1]
         den = np.cumsum(weights[:, None] * valid, axis=0)[-1][:, None]
         blocks.append(num / den)
-    return np.hstack(blocks) if blocks else np.zeros((len(idx), 0))
+    return np.hstack(blocks) if blocks else np.zeros((len(pos), 0))
 
 
 def _window(

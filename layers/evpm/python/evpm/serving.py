@@ -21,7 +21,7 @@ from functools import cached_property
 
 import numpy as np
 
-from evpm.features import FeatureSpec, compute
+from evpm.features import FeatureSpec, compute, compute_stacked
 from evpm.models import ModelBundle
 from evpm.pins import TASK_OF
 from evpm.telemetry import FEATURES
@@ -38,7 +38,6 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 _COLUMN = {name: i for i, name in enumerate(FEATURES)}
-_NO_ROWS = np.empty((0, len(FEATURES)), dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -72,6 +71,17 @@ class ServedModels:
         column equal bit for bit to its own spec's). Column selections that would copy a
         matrix unchanged are skipped.
         """
+        return self._plans[0]
+
+    @cached_property
+    def differences(self) -> tuple[tuple[int, int], ...]:
+        """Every signal difference a served spec windows, as pairs of :data:`FEATURES`
+        columns: what a :class:`History` keeps beside each reading (:meth:`History.derive`),
+        after its 24 columns and in this order."""
+        return self._plans[1]
+
+    @cached_property
+    def _plans(self) -> tuple[tuple[FeaturePlan, ...], tuple[tuple[int, int], ...]]:
         groups: dict[object, list[str]] = {}
         for name, bundle in self.bundles.items():
             groups.setdefault(_merge_key(bundle.spec.features), []).append(name)
@@ -80,9 +90,19 @@ class ServedModels:
                 del groups[key]  # one computation per distinct spec, as they come
                 for name in names:
                     groups.setdefault(self.bundles[name].spec.features, []).append(name)
+        specs = [
+            merged_spec([self.bundles[n].spec.features for n in names]) for names in groups.values()
+        ]
+        pairs = [
+            (_COLUMN[a], _COLUMN[b])
+            for spec in specs
+            if spec is not None
+            for a, b in spec.differences
+        ]
+        differences = tuple(dict.fromkeys(pairs))
+        held = len(FEATURES) + len(differences)  # columns of a History window
         out = []
-        for names in groups.values():
-            spec = merged_spec([self.bundles[n].spec.features for n in names])
+        for spec, names in zip(specs, groups.values(), strict=True):
             assert spec is not None
             position = {feature: i for i, feature in enumerate(spec.names())}
             users = []
@@ -94,8 +114,24 @@ class ServedModels:
                 users.append((name, None if whole else picked))
             cols = np.array([_COLUMN[c] for c in spec.inputs], dtype=np.intp)
             whole = np.array_equal(cols, np.arange(len(FEATURES)))
-            out.append(FeaturePlan(spec, None if whole else cols, tuple(users)))
-        return tuple(out)
+            series = np.array(
+                [_COLUMN[c] for c in spec.signals]
+                + [
+                    len(FEATURES) + differences.index((_COLUMN[a], _COLUMN[b]))
+                    for a, b in spec.differences
+                ],
+                dtype=np.intp,
+            )
+            out.append(
+                FeaturePlan(
+                    spec,
+                    None if whole else cols,
+                    tuple(users),
+                    series=None if np.array_equal(series, np.arange(held)) else series,
+                    passthrough=np.array([_COLUMN[c] for c in spec.passthrough], dtype=np.intp),
+                )
+            )
+        return tuple(out), differences
 
 
 def _merge_key(spec: FeatureSpec) -> object:
@@ -146,6 +182,11 @@ class FeaturePlan:
     """Columns of the :data:`FEATURES` matrix that ``spec`` takes (``None``: all, in order)."""
     users: tuple[tuple[str, np.ndarray | None], ...]
     """``(model name, its columns of the feature matrix)``; ``None``: every column."""
+    series: np.ndarray | None = None
+    """Columns of a :meth:`History.window` (:data:`FEATURES`, then
+    :attr:`ServedModels.differences`) that are ``spec``'s series (``None``: all, in order)."""
+    passthrough: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
+    """Columns of the :data:`FEATURES` matrix that are ``spec``'s passthrough inputs."""
 
 
 class PinnedModels:
@@ -213,19 +254,167 @@ class History:
     twice keeps its newest reading). A reading redelivered by the stream, or one older than
     what is held, is scored on the readings strictly before it, so redelivery gives the same
     features as the first delivery (as long as its past is still held).
+
+    Storage is one fleet-wide ring per field, ``(slots, depth)`` times and ``(slots, depth,
+    columns)`` readings, each vehicle owning a slot, so that a batch with one reading per
+    vehicle (the stream's usual batch) is looked up, gathered lag by lag (:meth:`window`) and
+    appended (:meth:`remember`) in a few numpy calls for the whole batch instead of a few per
+    vehicle. In a slot, the ``k``-th newest reading sits at ring position ``(head + k) %
+    depth``; positions that hold no reading have time ``-inf``. Beside each reading's columns
+    the rings keep the signal differences the served features window (:meth:`derive`), taken
+    once per reading as it arrives rather than once per lag of every batch that reads it.
     """
 
     def __init__(self, depth: int, *, max_vehicles: int = 20_000) -> None:
         self.depth = max(1, depth)
         self.max_vehicles = max_vehicles
-        self._data: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._slots: OrderedDict[str, int] = OrderedDict()  # least recently remembered first
+        self._free: list[int] = []
+        self._raw: int | None = None  # columns of a reading, known from the first one
+        self._derived: tuple[tuple[int, int], ...] = ()
+        self._minuend = self._subtrahend = np.zeros(0, dtype=np.intp)  # columns of _derived
+        self._times = np.empty((0, self.depth), dtype=np.float64)
+        self._values = np.empty((0, self.depth, 0), dtype=np.float64)
+        self._count = np.zeros(0, dtype=np.int64)
+        self._head = np.zeros(0, dtype=np.int64)
+        self._lock = threading.RLock()  # the rings change in place: one caller at a time
 
     def __len__(self) -> int:
-        return len(self._data)
+        return len(self._slots)
 
     def resize(self, depth: int) -> None:
-        """Keep more (or fewer) readings per vehicle from now on."""
-        self.depth = max(1, depth)
+        """Keep more (or fewer) readings per vehicle from now on (the newest ones stay)."""
+        depth = max(1, depth)
+        with self._lock:
+            if depth == self.depth:
+                return
+            cap = len(self._count)
+            times = np.full((cap, depth), -np.inf)
+            values = np.empty((cap, depth, self._values.shape[2]), dtype=np.float64)
+            slots = np.arange(cap)
+            for k in range(min(self.depth, depth)):  # each slot's k-th newest to position k
+                at = (self._head + k) % self.depth
+                times[:, k] = self._times[slots, at]
+                values[:, k] = self._values[slots, at]
+            self._count = np.minimum(self._count, depth)
+            times[np.arange(depth)[None, :] >= self._count[:, None]] = -np.inf
+            self._times, self._values = times, values
+            self._head = np.zeros(cap, dtype=np.int64)
+            self.depth = depth
+
+    def derive(self, differences: Sequence[tuple[int, int]]) -> None:
+        """Keep the differences ``column a - column b`` of these pairs after each reading's
+        columns (in this order; what :meth:`window` stacks after the readings' own columns).
+
+        The served models' feature specs window them like signals
+        (:attr:`ServedModels.differences`); held readings get the new set at once. Each is
+        the same subtraction :func:`evpm.features.compute` makes, so the same number.
+        """
+        if differences == self._derived:  # the served set's own tuple: every call but one
+            return
+        pairs = tuple((int(a), int(b)) for a, b in differences)
+        with self._lock:
+            if pairs == self._derived:
+                return
+            self._derived = pairs
+            self._minuend = np.array([a for a, _ in pairs], dtype=np.intp)
+            self._subtrahend = np.array([b for _, b in pairs], dtype=np.intp)
+            if self._raw is not None:
+                self._values = self._extend(self._values[..., : self._raw])
+
+    def _extend(self, readings: np.ndarray) -> np.ndarray:
+        """Readings (columns on the last axis) followed by their derived differences."""
+        if not self._derived:
+            return np.ascontiguousarray(readings, dtype=np.float64)
+        shape = (*readings.shape[:-1], readings.shape[-1] + len(self._derived))
+        out = np.empty(shape, dtype=np.float64)
+        out[..., : readings.shape[-1]] = readings
+        np.subtract(
+            readings[..., self._minuend],
+            readings[..., self._subtrahend],
+            out=out[..., readings.shape[-1] :],
+        )
+        return out
+
+    def held(self, vehicle_id: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """A vehicle's held ``(times, readings)``, oldest first (copies), or ``None``."""
+        with self._lock:
+            slot = self._slots.get(vehicle_id)
+            held = None if slot is None else self._held(slot)
+            return None if held is None else (held[0], held[1][:, : self._raw])
+
+    def _held(self, slot: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """A slot's times and readings with their differences, oldest first (copies)."""
+        if not self._count[slot]:
+            return None
+        at = (self._head[slot] + np.arange(self._count[slot] - 1, -1, -1)) % self.depth
+        return self._times[slot, at], self._values[slot, at]
+
+    def window(
+        self, vehicle_ids: Sequence[str], times: np.ndarray, values: np.ndarray, lags: int
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Each new reading with its held past, stacked by lag, when every reading is of a
+        different vehicle (``None`` otherwise: :meth:`assemble` serves any batch).
+
+        Returns ``(stack, pos)``. ``stack`` ``(lags, n, columns + differences)``:
+        ``stack[0, i]`` is reading ``i`` followed by its :meth:`derive` differences,
+        ``stack[j, i]`` its ``j``-th predecessor among the readings held strictly before it,
+        0 where there is none; ``pos[i]`` is how many there are (at most ``depth - 1``).
+        That is what :func:`evpm.features.compute_stacked` takes: the rows
+        :meth:`assemble` would give, in input order, gathered in one call for the batch.
+        """
+        n = len(vehicle_ids)
+        if n > 1 and len(set(vehicle_ids)) != n:
+            return None
+        values = np.asarray(values, dtype=np.float64)
+        with self._lock:
+            self._check_columns(values)
+            fresh = self._extend(values)
+            stack = np.empty((max(lags, 1), n, fresh.shape[1]), dtype=np.float64)
+            stack[0] = fresh
+            pos = np.zeros(n, dtype=np.int64)
+            slots = np.array([self._slots.get(v, -1) for v in vehicle_ids], dtype=np.int64)
+            known = slots >= 0
+            if lags <= 1 or self.depth <= 1 or not known.any():
+                stack[1:] = 0.0
+                return stack, pos
+            if n == 1:  # a single request: the same rows, in scalar steps
+                pos[0] = self._window_one(int(slots[0]), float(times[0]), stack[1:, 0])
+                return stack, pos
+            slot = np.where(known, slots, 0)  # a new vehicle reads slot 0, then gets zeros
+            head = self._head[slot]
+            # Held readings at or after a reading's time (it is redelivered, or late) are
+            # skipped: ``skip`` of them, the newest; usually none.
+            skip = np.zeros(n, dtype=np.int64)
+            t = np.asarray(times, dtype=np.float64)
+            late = known & (t <= self._times[slot, head])
+            if late.any():
+                skip[late] = (self._times[slot[late]] >= t[late, None]).sum(axis=1)
+            pos[known] = np.minimum(self._count[slot[known]] - skip[known], self.depth - 1)
+            lag = np.arange(1, lags, dtype=np.int64)[:, None]
+            rows = slot * self.depth + (head + skip - 1 + lag) % self.depth  # (lags - 1, n)
+            flat = self._values.reshape(-1, self._values.shape[2])
+            np.take(flat, rows, axis=0, out=stack[1:], mode="clip")  # in bounds: unbuffered
+        missing = lag > pos  # no such predecessor (a young or new vehicle): 0, as in training
+        if missing.any():
+            stack[1:][missing] = 0.0
+        return stack, pos
+
+    def _window_one(self, slot: int, time: float, out: np.ndarray) -> int:
+        """:meth:`window`'s lags ``1..`` of one reading into ``out``; returns its ``pos``."""
+        head = int(self._head[slot])
+        skip = 0
+        if not time > self._times[slot, head]:
+            skip = int(np.count_nonzero(self._times[slot] >= time))
+        pos = min(int(self._count[slot]) - skip, self.depth - 1)
+        at = (head + skip + np.arange(min(pos, len(out)))) % self.depth
+        out[: len(at)] = self._values[slot, at]
+        out[len(at) :] = 0.0
+        return pos
+
+    def _check_columns(self, values: np.ndarray) -> None:
+        if self._raw is not None and values.shape[1] != self._raw:
+            raise ValueError(f"readings have {values.shape[1]} columns, held ones {self._raw}")
 
     def assemble(
         self,
@@ -239,26 +428,22 @@ class History:
         ``matrix`` holds, vehicle by vehicle, the held past then the new readings in time
         order; ``units`` labels the vehicles; ``targets`` are the row indices of the new
         readings, and ``order`` maps them back: ``targets[k]`` is input reading ``order[k]``.
+        Any batch, several readings of a vehicle too (:meth:`window` is the faster way when
+        each reading is of another vehicle).
         """
         groups = groups or VehicleGroups.of(vehicle_ids, times)
         keep = self.depth - 1
-        if len(groups.groups) == 1:  # one vehicle (a single request): a few numpy calls
-            vid, rows = groups.groups[0]
-            past = self._past(vid, times[rows[0]], keep)
-            new = values[rows]
-            matrix = np.concatenate([past, new]) if len(past) else new
-            targets = np.arange(len(past), len(matrix), dtype=np.int64)
-            return matrix, np.zeros(len(matrix), dtype=np.int64), targets, groups.order
+        values = np.asarray(values, dtype=np.float64)
         fresh = values[groups.order]  # the new readings, by vehicle then time
         pieces: list[np.ndarray] = []
         past_sizes: list[int] = []
         new_sizes: list[int] = []
         start = 0
         for vid, rows in groups:
-            past = self._past(vid, times[rows[0]], keep)
-            if len(past):
+            past = self._past(vid, times[rows[0]], keep) if keep else None
+            if past is not None and len(past):
                 pieces.append(past)
-            past_sizes.append(len(past))
+            past_sizes.append(0 if past is None else len(past))
             pieces.append(fresh[start : start + len(rows)])
             new_sizes.append(len(rows))
             start += len(rows)
@@ -270,15 +455,13 @@ class History:
         targets = np.arange(start, dtype=np.int64) + np.repeat(shift, new_sizes)
         return matrix, units, targets, groups.order
 
-    def _past(self, vid: str, first: float, keep: int) -> np.ndarray:
+    def _past(self, vid: str, first: float, keep: int) -> np.ndarray | None:
         """The last ``keep`` held readings of ``vid`` strictly before time ``first``."""
-        held = self._data.get(vid) if keep else None
+        held = self.held(vid)
         if held is None:
-            return _NO_ROWS
+            return None
         held_t, held_x = held
-        # Held times are strictly increasing, so the readings before ``first`` are a prefix:
-        # all of them when the stream is in order (the common case).
-        cut = len(held_t) if held_t[-1] < first else int(np.searchsorted(held_t, first))
+        cut = int(np.searchsorted(held_t, first))  # held times are strictly increasing
         return held_x[max(cut - keep, 0) : cut]
 
     def remember(
@@ -289,11 +472,118 @@ class History:
         groups: VehicleGroups | None = None,
     ) -> None:
         """Add readings (any order); keep the newest ``depth`` distinct times per vehicle."""
-        for vid, rows in groups or VehicleGroups.of(vehicle_ids, times):
-            held = self._data.pop(vid, None)
-            self._data[vid] = _merge(held, times[rows], values[rows], self.depth)
-        while len(self._data) > self.max_vehicles:
-            self._data.popitem(last=False)
+        n = len(vehicle_ids)
+        if n == 0:
+            return
+        times = np.asarray(times, dtype=np.float64)
+        values = np.asarray(values, dtype=np.float64)
+        with self._lock:
+            self._check_columns(values)
+            if self._raw is None:
+                self._raw = values.shape[1]
+                width = self._raw + len(self._derived)
+                self._values = np.empty((len(self._count), self.depth, width), dtype=np.float64)
+            rows = self._extend(values)
+            if n == 1:
+                self._remember_one(vehicle_ids[0], float(times[0]), rows[0])
+            elif len(set(vehicle_ids)) == n:
+                self._remember_one_each(vehicle_ids, times, rows)
+            else:
+                for vid, at in groups or VehicleGroups.of(vehicle_ids, times):
+                    slot = self._slot(vid)
+                    merged = _merge(self._held(slot), times[at], rows[at], self.depth)
+                    self._write(slot, *merged)
+            while len(self._slots) > self.max_vehicles:
+                _, slot = self._slots.popitem(last=False)
+                self._count[slot] = 0
+                self._free.append(slot)
+
+    def _remember_one_each(
+        self, vehicle_ids: Sequence[str], times: np.ndarray, rows: np.ndarray
+    ) -> None:
+        """:meth:`remember` of one reading per vehicle, vectorised over the batch: a reading
+        newer than all its vehicle holds takes the ring position of the oldest, one at a held
+        time replaces that reading in place, and only one between held readings (late) is
+        merged vehicle by vehicle."""
+        found = [self._slots.get(v, -1) for v in vehicle_ids]
+        slot = np.array(
+            [self._slot(v) for v in vehicle_ids], dtype=np.int64
+        )  # each moved to the most recently remembered end; new vehicles get a slot
+        known = np.array(found, dtype=np.int64) >= 0
+        head = self._head[slot]
+        newer = ~known | (times > self._times[slot, head])
+        s, at = slot[newer], (head[newer] - 1) % self.depth
+        self._head[s] = at
+        self._count[s] = np.minimum(self._count[s] + 1, self.depth)
+        self._times[s, at] = times[newer]
+        self._values[s, at] = rows[newer]
+        if newer.all():
+            return
+        rest = np.flatnonzero(~newer)
+        same = self._times[slot[rest]] == times[rest, None]  # (rest, depth)
+        hit = same.any(axis=1)
+        self._values[slot[rest[hit]], same[hit].argmax(axis=1)] = rows[rest[hit]]
+        for i in rest[~hit].tolist():  # between held readings, or older than all: merge
+            merged = _merge(self._held(int(slot[i])), times[i : i + 1], rows[i : i + 1], self.depth)
+            self._write(int(slot[i]), *merged)
+
+    def _remember_one(self, vid: str, time: float, row: np.ndarray) -> None:
+        """:meth:`_remember_one_each` of a single reading (a request), in scalar steps."""
+        known = vid in self._slots
+        slot = self._slot(vid)
+        head = int(self._head[slot])
+        if not known or time > self._times[slot, head]:
+            at = (head - 1) % self.depth
+            self._head[slot] = at
+            self._count[slot] = min(int(self._count[slot]) + 1, self.depth)
+            self._times[slot, at] = time
+            self._values[slot, at] = row
+            return
+        same = np.flatnonzero(self._times[slot] == time)
+        if len(same):
+            self._values[slot, same[0]] = row
+            return
+        merged = _merge(self._held(slot), np.array([time]), row[None, :], self.depth)
+        self._write(slot, *merged)
+
+    def _slot(self, vid: str) -> int:
+        """The slot of ``vid`` (a free one, the rings grown if need be, for a new vehicle),
+        moved to the most recently remembered end."""
+        slot = self._slots.get(vid)
+        if slot is not None:
+            self._slots.move_to_end(vid)
+            return slot
+        if not self._free:
+            self._grow(len(self._count) + 1)
+        slot = self._free.pop()
+        self._slots[vid] = slot
+        self._times[slot] = -np.inf
+        self._count[slot] = 0
+        self._head[slot] = 0
+        return slot
+
+    def _grow(self, needed: int) -> None:
+        """Room for at least ``needed`` vehicles: doubling (amortised copies), but not past
+        ``max_vehicles`` unless more are needed at once; the held readings are copied over."""
+        cap = len(self._count)
+        new_cap = max(needed, min(max(2 * cap, 16), self.max_vehicles))
+        times = np.full((new_cap, self.depth), -np.inf)
+        values = np.empty((new_cap, self.depth, self._values.shape[2]), dtype=np.float64)
+        times[:cap] = self._times
+        values[:cap] = self._values
+        self._times, self._values = times, values
+        self._count = np.concatenate([self._count, np.zeros(new_cap - cap, dtype=np.int64)])
+        self._head = np.concatenate([self._head, np.zeros(new_cap - cap, dtype=np.int64)])
+        self._free.extend(range(new_cap - 1, cap - 1, -1))  # pop() hands out the lowest first
+
+    def _write(self, slot: int, times: np.ndarray, rows: np.ndarray) -> None:
+        """Replace a slot's readings by ``times``/``rows`` (oldest first, at most ``depth``)."""
+        n = len(times)
+        self._times[slot] = -np.inf
+        self._times[slot, :n] = times[::-1]
+        self._values[slot, :n] = rows[::-1]
+        self._count[slot] = n
+        self._head[slot] = 0
 
 
 def _merge(
@@ -385,7 +675,11 @@ def model_inputs(
     """Each served model's input matrix, one row per reading, in input order.
 
     With a ``history`` the readings' features see their vehicles' held past, and the new
-    readings are remembered afterwards; without one each batch is its own history.
+    readings are remembered afterwards; without one each batch is its own history. A batch
+    with one reading per vehicle (the stream's usual batch, and a single request) is gathered
+    from the history's rings by lag and featurised without sorting or building per-vehicle
+    tables (:meth:`History.window`, :func:`evpm.features.compute_stacked`); any other batch
+    is assembled vehicle by vehicle. Both give training's features bit for bit.
     """
     n = len(vehicle_ids)
     if n == 0 or not models.bundles:
@@ -394,18 +688,27 @@ def model_inputs(
     scratch = history if history is not None else History(models.depth)
     if scratch.depth < models.depth:
         scratch.resize(models.depth)
+    out: dict[str, np.ndarray] = {}
+    scratch.derive(models.differences)
+    stacked = scratch.window(vehicle_ids, times, values, models.depth)
+    if stacked is not None:  # one reading per vehicle: windows gathered from the rings
+        stack, pos = stacked
+        for plan in models.feature_plan:
+            source = stack if plan.series is None else stack[..., plan.series]
+            extra = values[:, plan.passthrough] if len(plan.passthrough) else None
+            features = compute_stacked(source, pos, plan.spec, extra)
+            for name, picked in plan.users:
+                out[name] = features if picked is None else features[:, picked]
+        if history is not None:
+            history.remember(vehicle_ids, times, values)
+        return {name: out[name] for name in models.bundles}
     groups = VehicleGroups.of(vehicle_ids, times)
     matrix, units, targets, order = scratch.assemble(vehicle_ids, times, values, groups)
-    inverse = None
-    if n > 1:
-        inverse = np.empty(n, dtype=np.int64)
-        inverse[order] = np.arange(n)
-    out: dict[str, np.ndarray] = {}
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[order] = np.arange(n)
     for plan in models.feature_plan:
         source = matrix if plan.columns is None else matrix[:, plan.columns]
-        features = compute(source, units, plan.spec, rows=targets)
-        if inverse is not None:
-            features = features[inverse]
+        features = compute(source, units, plan.spec, rows=targets)[inverse]
         for name, picked in plan.users:
             out[name] = features if picked is None else features[:, picked]
     if history is not None:
