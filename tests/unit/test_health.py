@@ -165,3 +165,58 @@ def test_failure_modes_are_the_documented_set():
         "sensor_fault",
     }
     assert {r.failure_mode for r in RULES} <= set(health.FAILURE_MODES)
+
+
+def _judged_row_by_row(row: np.ndarray) -> health.Assessment:
+    """The verdict as the rules document it, one reading at a time, validated objects."""
+    severity = [int(rule.evaluate(row[None, :])[0]) for rule in RULES]
+    fired = sorted((c for c, s in enumerate(severity) if s), key=lambda c: (-severity[c], c))
+    if not fired:
+        return health.Assessment(status="ok", health_score=100.0, failure_mode="none", findings=[])
+    score = 100.0 - sum({1: 10.0, 2: 30.0}[severity[c]] for c in fired)
+    priority = health.FAILURE_MODE_PRIORITY
+    moded = [c for c in fired if RULES[c].failure_mode != "none"]
+    winner = max(
+        moded, key=lambda c: (severity[c], -priority.index(RULES[c].failure_mode)), default=None
+    )
+    return health.Assessment(
+        status=("ok", "watch", "critical")[severity[fired[0]]],
+        health_score=min(max(score, 0.0), 100.0),
+        failure_mode=RULES[winner].failure_mode if winner is not None else "none",
+        findings=[
+            health.Finding(
+                rule_id=RULES[c].id,
+                component=RULES[c].component,
+                severity="critical" if severity[c] == 2 else "watch",
+                message=RULES[c].describe(row, severity[c]),
+            )
+            for c in fired
+        ],
+    )
+
+
+def test_assessments_equal_validated_row_by_row_verdicts(make_payload):
+    """Assessments are built without validation: they must equal validated ones (values,
+    types, set fields, JSON), row by row, and share no findings list."""
+    rng = np.random.default_rng(5)
+    lows = np.array([SENSOR_RANGES[f].low for f in FEATURES])
+    highs = np.array([SENSOR_RANGES[f].high for f in FEATURES])
+    nominal = _matrix(make_payload, {})
+    matrix = np.vstack([np.repeat(nominal, 200, axis=0), rng.uniform(lows, highs, (200, 24))])
+    matrix[rng.random(400) < 0.5] = nominal[0]
+    rows = [{}, {"SoH": 65.0, "Motor_Temperature": 140.0, "Tire_Pressure": 25.0}]
+    rows += [c for pair in CRAFTED.values() for c in pair if c]
+    matrix = np.vstack([matrix, _matrix(make_payload, *rows)])
+    got = assess(matrix)
+    for i, assessment in enumerate(got):
+        expected = _judged_row_by_row(matrix[i])
+        assert assessment == expected
+        assert assessment.model_dump_json() == expected.model_dump_json()
+        for a, b in [
+            (assessment, expected),
+            *zip(assessment.findings, expected.findings, strict=True),
+        ]:
+            assert a.model_fields_set == b.model_fields_set
+            assert all(type(getattr(a, f)) is type(getattr(b, f)) for f in a.__dict__)
+    assert len({id(a.findings) for a in got}) == len(got)
+    assert {a.status for a in got} == {"ok", "watch", "critical"}

@@ -45,6 +45,11 @@ class RulesScorer:
     def assess(self, matrix: np.ndarray) -> list[health.Assessment]:
         return health.assess(matrix)
 
+    def judge(self, matrix: np.ndarray) -> health.Verdicts:
+        """:meth:`assess` as :class:`evpm.health.Verdicts` (what :func:`score_records` reads:
+        no assessment object per reading)."""
+        return health.judge(matrix)
+
 
 RULES_SCORER = RulesScorer()
 
@@ -73,10 +78,11 @@ def score_records(
         return []
     scored_at = now or datetime.now(UTC)
     matrix = to_matrix(records)
-    assessments = scorer.assess(matrix)
-    if len(assessments) != len(records):
+    judge = getattr(scorer, "judge", None)  # the rules' batch verdicts, when it has them
+    verdicts = judge(matrix) if judge is not None else health.Verdicts.of(scorer.assess(matrix))
+    if len(verdicts.status) != len(records):
         raise ValueError(
-            f"scorer {scorer.name}/{scorer.version} returned {len(assessments)} assessments "
+            f"scorer {scorer.name}/{scorer.version} returned {len(verdicts.status)} assessments "
             f"for {len(records)} records"
         )
     versions = {scorer.name: scorer.version}
@@ -97,15 +103,24 @@ def score_records(
             vehicle_id=record.vehicle_id,
             ts=ts,
             record_id=record_id(record.vehicle_id, ts),
-            status=assessment.status,
-            health_score=assessment.health_score,
-            failure_mode=assessment.failure_mode,
-            findings=list(assessment.findings),
+            status=status,
+            health_score=score,
+            failure_mode=mode,
+            findings=list(findings),
             model_versions=dict(versions),
             scored_at=scored_at,
             **fields,
         )
-        for record, ts, assessment, fields in zip(records, stamps, assessments, extra, strict=True)
+        for record, ts, status, score, mode, findings, fields in zip(
+            records,
+            stamps,
+            verdicts.status,
+            verdicts.health_score,
+            verdicts.failure_mode,
+            verdicts.findings,
+            extra,
+            strict=True,
+        )
     ]
 
 
