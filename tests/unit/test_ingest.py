@@ -103,7 +103,7 @@ def test_one_step_validation_accepts_and_reads_exactly_what_the_steps_do(make_pa
     import numpy as np
 
     from evpm.ingest import _validate
-    from evpm.telemetry import FEATURES, to_matrix
+    from evpm.telemetry import FEATURES, read_json, to_matrix
 
     base = json.dumps(make_payload())
     rng = np.random.default_rng(0)
@@ -115,6 +115,28 @@ def test_one_step_validation_accepts_and_reads_exactly_what_the_steps_do(make_pa
             for value in ("NaN", "Infinity", "1e400", "76", "7.65e1", "-0.0", '"76.5"', "true")
         ),
         base.replace('"EV-', '"EV-\\u0030'),
+        # on, just inside and just outside a range; ints, exponents, a huge integer
+        *(
+            re.sub(rf'"{name}": [^,]+', f'"{name}": {value}', base)
+            for name in ("SoH", "Motor_RPM", "Route_Roughness")
+            for value in (
+                *(repr(float(v)) for v in _edges(name)),
+                "100",
+                "101",
+                "-0",
+                "0",
+                "50",
+                "1E1",
+                "1e308",
+                "1" + "0" * 400,
+                "-1e-320",
+            )
+        ),
+        re.sub(r'"vehicle_id": "[^"]+"', '"vehicle_id": ""', base),
+        re.sub(r'"vehicle_id": "[^"]+"', '"vehicle_id": "EV 1"', base),
+        base.replace('"SoC": ', '"Extra": 1, "SoC": '),
+        base.replace('"timestamp": "2024', '"timestamp": "2200'),
+        base.replace('"timestamp": "2024', '"timestamp": "1969'),
         *(
             json.dumps(make_payload(timestamp=t))
             for t in (1714564800, "2024-05-01T14:00:00+02:00", "2024-05-01 12:00:00", "2024-05-01")
@@ -136,8 +158,25 @@ def test_one_step_validation_accepts_and_reads_exactly_what_the_steps_do(make_pa
         data = text.encode()
         reference = _validated_in_steps(data)
         got = _validate(RawRecord("1", "EV", "shardId-0", data))
+        fast = read_json(data)  # what process_batch reads of nearly every record
         if reference == "refused":
             assert isinstance(got, ParkedRecord), text
+            assert fast is None, text
             continue
         assert got == reference, text
         assert to_matrix([got]).tobytes() == to_matrix([reference]).tobytes(), text
+        assert fast is not None, text
+        assert fast[:2] == (reference.vehicle_id, reference.timestamp), text
+        assert fast[1].tzinfo is reference.timestamp.tzinfo, text
+        assert np.array(fast[2]).tobytes() == to_matrix([reference]).tobytes(), text
+
+
+def _edges(name: str) -> list[float]:
+    """A sensor's range bounds and the floats either side of them."""
+    import numpy as np
+
+    from evpm.telemetry import SENSOR_RANGES
+
+    bounds = SENSOR_RANGES[name]
+    edges = [float(bounds.low), float(bounds.high)]
+    return edges + [float(np.nextafter(v, d)) for v in edges for d in (-np.inf, np.inf)]

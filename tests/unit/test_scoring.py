@@ -94,3 +94,52 @@ def test_predictions_equal_validated_ones(make_payload):
             assert with_models[0].failure_probabilities is not None
             dicts = [p.model_versions for p in with_models] + [p.findings for p in with_models]
             assert len({id(d) for d in dicts}) == len(dicts)
+
+
+def test_a_stream_batch_scores_as_its_records_do(make_payload):
+    """process_batch reads records straight into columns (no record objects); its
+    predictions must be those of score_records on the validated records, field for field."""
+    import json
+
+    from evpm.ingest import RawRecord, process_batch
+    from evpm.serving import History, ServedModels
+    from tests.unit.serving_models import bundles
+
+    served = ServedModels(versions={name: 2 for name in bundles()}, bundles=bundles())
+    payloads = [
+        make_payload(
+            vehicle_id=f"EV-{i % 7}",
+            timestamp=f"2024-05-0{1 + i // 24}T{i % 24:02d}:{i % 60:02d}:00.{i:06d}+02:00",
+            SoH=65.0 if i % 5 == 0 else 95.0 - i / 10,
+            Battery_Temperature=30.0 + i / 3,
+        )
+        for i in range(60)
+    ]
+    records = [TelemetryRecord.model_validate(p) for p in payloads]
+    raw = [
+        RawRecord(str(i), "k", "shardId-0", json.dumps(p).encode()) for i, p in enumerate(payloads)
+    ]
+    streamed, direct = History(served.depth), History(served.depth)
+    for lo, hi in ((0, 7), (7, 8), (8, 60)):  # one per vehicle, a single one, then any
+        got = process_batch(raw[lo:hi], models=served, history=streamed, now=NOW).predictions
+        expected = score_records(records[lo:hi], models=served, history=direct, now=NOW)
+        assert got == expected
+        assert [p.model_dump_json() for p in got] == [p.model_dump_json() for p in expected]
+
+
+def test_batch_times_and_stamps_are_those_of_each_record():
+    from datetime import timedelta
+
+    import numpy as np
+
+    from evpm.scoring import _EPOCH, _MICROSECOND, _stamps
+    from evpm.telemetry import format_timestamp
+
+    rng = np.random.default_rng(3)
+    start = datetime(1970, 1, 1, tzinfo=UTC)
+    seconds = rng.uniform(0, 4.1e9, 2000)  # 1970 .. 2099
+    times = [start + timedelta(seconds=float(s)) for s in seconds]
+    times += [start, datetime(2099, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)]
+    micros = np.array([(t - _EPOCH) // _MICROSECOND for t in times], dtype=np.int64)
+    assert _stamps(micros, times) == [format_timestamp(t) for t in times]
+    assert np.array_equal(micros / 1e6, np.array([t.timestamp() for t in times]))

@@ -8,7 +8,8 @@ a Kinesis batch of 500 records costs one call, not 500.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -16,9 +17,9 @@ import numpy as np
 from evpm import health
 from evpm.predictions import Prediction, record_id
 from evpm.serving import History, ModelOutputs, ServedModels, score_models
-from evpm.telemetry import TelemetryRecord, to_matrix
+from evpm.telemetry import TelemetryRecord, format_timestamp, to_matrix
 
-__all__ = ["RULES_SCORER", "RulesScorer", "Scorer", "score_records"]
+__all__ = ["RULES_SCORER", "Readings", "RulesScorer", "Scorer", "score_readings", "score_records"]
 
 
 @runtime_checkable
@@ -54,6 +55,31 @@ class RulesScorer:
 RULES_SCORER = RulesScorer()
 
 
+@dataclass(frozen=True, slots=True)
+class Readings:
+    """Validated readings as columns: everything scoring reads of them.
+
+    Why: the stream scorer validates a batch's records straight into these values
+    (:func:`evpm.telemetry.read_json`), making no record object per reading; a request's
+    :class:`~evpm.telemetry.TelemetryRecord` objects give the same columns (:meth:`of`).
+    """
+
+    vehicle_ids: list[str]
+    timestamps: list[datetime]
+    """UTC, as :class:`~evpm.telemetry.TelemetryRecord` holds them."""
+    matrix: np.ndarray
+    """``(n, 24)``, columns in :data:`~evpm.telemetry.FEATURES` order."""
+
+    @classmethod
+    def of(cls, records: Sequence[TelemetryRecord]) -> Readings:
+        """The columns of validated records."""
+        return cls(
+            vehicle_ids=[r.vehicle_id for r in records],
+            timestamps=[r.timestamp for r in records],
+            matrix=to_matrix(records),
+        )
+
+
 def score_records(
     records: Sequence[TelemetryRecord],
     *,
@@ -76,93 +102,171 @@ def score_records(
     """
     if not records:
         return []
-    scored_at = now or datetime.now(UTC)
-    matrix = to_matrix(records)
+    readings = Readings.of(records)
+    return score_readings(readings, scorer=scorer, models=models, history=history, now=now)
+
+
+def score_readings(
+    readings: Readings,
+    *,
+    scorer: Scorer = RULES_SCORER,
+    models: ServedModels | None = None,
+    history: History | None = None,
+    now: datetime | None = None,
+) -> list[Prediction]:
+    """:func:`score_records` of readings given as columns (the stream scorer's batch)."""
+    n = len(readings.vehicle_ids)
+    if not n:
+        return []
+    scored_at = Prediction._to_utc(now or datetime.now(UTC))
+    matrix = readings.matrix
     judge = getattr(scorer, "judge", None)  # the rules' batch verdicts, when it has them
     verdicts = judge(matrix) if judge is not None else health.Verdicts.of(scorer.assess(matrix))
-    if len(verdicts.status) != len(records):
+    if len(verdicts.status) != n:
         raise ValueError(
             f"scorer {scorer.name}/{scorer.version} returned {len(verdicts.status)} assessments "
-            f"for {len(records)} records"
+            f"for {n} records"
         )
+    # Whole microseconds since the epoch: the times the models read (the float
+    # ``datetime.timestamp()`` gives, exactly) and the sortable ``ts`` strings, for the batch
+    # at once.
+    micros = np.array([(t - _EPOCH) // _MICROSECOND for t in readings.timestamps], dtype=np.int64)
     versions = {scorer.name: scorer.version}
-    extra: list[dict[str, object]] = [{} for _ in records]
+    columns: dict[str, list[object]] = {}
     if models is not None and models.bundles:
-        times = np.array([r.timestamp.timestamp() for r in records], dtype=np.float64)
-        out = score_models(models, [r.vehicle_id for r in records], times, matrix, history)
+        out = score_models(models, readings.vehicle_ids, micros / 1e6, matrix, history)
         versions |= models.version_labels()
-        _add_model_fields(extra, out)
-    stamps = [record.ts for record in records]
-    # Every value below is already what validation would make of it (validated records and
-    # assessments, model outputs as Python floats and bools, RUL clipped at 0, a UTC time),
-    # so the predictions are built without validating each one again: the same objects
-    # (a test compares them with validated ones), at a fraction of the cost per reading.
-    scored_at = Prediction._to_utc(scored_at)
+        columns = _model_columns(out)
+    stamps = _stamps(micros, readings.timestamps)
+    # Every value below is already what validation would make of it (validated readings and
+    # verdicts, model outputs as Python floats and bools, RUL clipped at 0, a UTC time), so
+    # the predictions are built without validating each one again: the same objects (a test
+    # compares them with validated ones), at a fraction of the cost per reading.
+    given = frozenset(_BASE_FIELDS) | columns.keys()
+    absent: list[object] = [None] * n
+    model_values = [columns.get(name, absent) for name in _MODEL_FIELDS]
     return [
         _unvalidated(
-            vehicle_id=record.vehicle_id,
-            ts=ts,
-            record_id=record_id(record.vehicle_id, ts),
-            status=status,
-            health_score=score,
-            failure_mode=mode,
-            findings=list(findings),
-            model_versions=dict(versions),
-            scored_at=scored_at,
-            **fields,
+            {
+                "vehicle_id": vid,
+                "ts": ts,
+                "record_id": record_id(vid, ts),
+                "status": status,
+                "health_score": score,
+                "failure_mode": mode,
+                "findings": list(findings),
+                "model_versions": dict(versions),
+                "scored_at": scored_at,
+                "anomaly_score": anomaly,
+                "is_anomaly": flag,
+                "predicted_failure": predicted,
+                "failure_probabilities": probabilities,
+                "rul_hours": rul,
+                "rul_low_hours": low,
+                "rul_high_hours": high,
+            },
+            given,
         )
-        for record, ts, status, score, mode, findings, fields in zip(
-            records,
+        for (
+            vid,
+            ts,
+            status,
+            score,
+            mode,
+            findings,
+            anomaly,
+            flag,
+            predicted,
+            probabilities,
+            rul,
+            low,
+            high,
+        ) in zip(
+            readings.vehicle_ids,
             stamps,
             verdicts.status,
             verdicts.health_score,
             verdicts.failure_mode,
             verdicts.findings,
-            extra,
+            *model_values,
             strict=True,
         )
     ]
 
 
-_DEFAULTS = {name: field.default for name, field in Prediction.model_fields.items()}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_BASE_FIELDS = (
+    "vehicle_id",
+    "ts",
+    "record_id",
+    "status",
+    "health_score",
+    "failure_mode",
+    "findings",
+    "model_versions",
+    "scored_at",
+)
+_MODEL_FIELDS = (
+    "anomaly_score",
+    "is_anomaly",
+    "predicted_failure",
+    "failure_probabilities",
+    "rul_hours",
+    "rul_low_hours",
+    "rul_high_hours",
+)
+if (*_BASE_FIELDS, *_MODEL_FIELDS) != tuple(Prediction.model_fields):  # pragma: no cover
+    raise RuntimeError("Prediction's fields changed: update score_readings")
+
+
+def _stamps(micros: np.ndarray, timestamps: Sequence[datetime]) -> list[str]:
+    """Each time as :func:`~evpm.telemetry.format_timestamp` writes it: numpy's ISO text at
+    microseconds plus ``Z`` for a batch (the same text, a test checks), one by one for a few."""
+    if len(micros) < 16:
+        return [format_timestamp(t) for t in timestamps]
+    text = np.datetime_as_string(micros.astype("datetime64[us]"), unit="us").tolist()
+    return [t + "Z" for t in text]
+
+
 _set = object.__setattr__
 
 
-def _unvalidated(**values: object) -> Prediction:
-    """``Prediction.model_construct(**values)``, which spends longer filling in defaults
-    field by field in Python than validation would take: the same object, built directly
-    (a test compares it with a validated one, field types and set fields included)."""
+def _unvalidated(values: dict[str, object], given: frozenset[str]) -> Prediction:
+    """``Prediction(**{k: values[k] for k in given})``, every field in ``values`` in field
+    order (defaults included), without validating again: what ``model_construct`` would
+    give, which spends longer filling in defaults field by field in Python than validation
+    takes (a test compares the objects with validated ones, types and set fields included)."""
     if Prediction.__private_attributes__:  # pragma: no cover - none today
-        return Prediction.model_construct(**values)  # type: ignore[arg-type]
+        return Prediction.model_construct(**{k: values[k] for k in given})  # type: ignore[arg-type]
     prediction = Prediction.__new__(Prediction)
-    data = _DEFAULTS.copy()
-    data.update(values)
-    _set(prediction, "__dict__", data)
-    _set(prediction, "__pydantic_fields_set__", set(values))
+    _set(prediction, "__dict__", values)
+    _set(prediction, "__pydantic_fields_set__", set(given))
     _set(prediction, "__pydantic_extra__", None)
     _set(prediction, "__pydantic_private__", None)
     return prediction
 
 
-def _add_model_fields(extra: list[dict[str, object]], out: ModelOutputs) -> None:
-    """Each reading's model outputs as plain Python values (arrays converted once, not per
-    element: a 500-record batch would otherwise pay thousands of numpy scalar conversions)."""
+def _model_columns(out: ModelOutputs) -> dict[str, list[object]]:
+    """Each served model's prediction fields as lists of plain Python values (arrays
+    converted once, not per element: a 500-record batch would otherwise pay thousands of
+    numpy scalar conversions); only the fields of the models served."""
+    columns: dict[str, list[object]] = {}
     if out.anomaly_score is not None:
-        flags = out.is_anomaly.tolist() if out.is_anomaly is not None else [None] * len(extra)
-        for fields, score, flag in zip(extra, out.anomaly_score.tolist(), flags, strict=True):
-            fields["anomaly_score"] = score
-            fields["is_anomaly"] = flag
+        columns["anomaly_score"] = out.anomaly_score.tolist()
+        n = len(columns["anomaly_score"])
+        columns["is_anomaly"] = (
+            out.is_anomaly.tolist() if out.is_anomaly is not None else [None] * n
+        )
     if out.failure_proba is not None and out.failure_mode is not None:
         classes = out.classes
-        modes, probas = out.failure_mode.tolist(), out.failure_proba.tolist()
-        for fields, mode, proba in zip(extra, modes, probas, strict=True):
-            fields["predicted_failure"] = str(mode)
-            fields["failure_probabilities"] = dict(zip(classes, proba, strict=True))
+        columns["predicted_failure"] = [str(mode) for mode in out.failure_mode.tolist()]
+        columns["failure_probabilities"] = [
+            dict(zip(classes, proba, strict=True)) for proba in out.failure_proba.tolist()
+        ]
     if out.rul_hours is not None:
-        for fields, hours in zip(extra, out.rul_hours.tolist(), strict=True):
-            fields["rul_hours"] = hours
+        columns["rul_hours"] = out.rul_hours.tolist()
     if out.rul_low_hours is not None and out.rul_high_hours is not None:
-        lows, highs = out.rul_low_hours.tolist(), out.rul_high_hours.tolist()
-        for fields, low, high in zip(extra, lows, highs, strict=True):
-            fields["rul_low_hours"] = low
-            fields["rul_high_hours"] = high
+        columns["rul_low_hours"] = out.rul_low_hours.tolist()
+        columns["rul_high_hours"] = out.rul_high_hours.tolist()
+    return columns
