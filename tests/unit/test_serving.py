@@ -380,7 +380,10 @@ def test_window_gives_the_rows_assemble_gives() -> None:
     # WHEN a batch brings a reading newer than all held, one between two held, a redelivered
     # one and one of a new vehicle
     ids, t, v = ["A", "C", "B", "D"], np.array([8.0, 3.0, 1.0, 0.0]), np.arange(96.0).reshape(4, 24)
-    stack, pos = history.window(ids, t, v, 5)
+    lags = history.window(ids, t, v, 5)
+    assert lags is not None
+    stack, pos = lags.stack(5), lags.pos
+    assert all(np.array_equal(lags.lag(j), stack[j]) for j in range(5))  # one lag at a time
     matrix, units, targets, order = history.assemble(ids, t, v)
     # THEN each reading's lags are its assembled rows, newest first, with their difference
     for k, i in enumerate(order.tolist()):
@@ -392,8 +395,10 @@ def test_window_gives_the_rows_assemble_gives() -> None:
         assert not stack[len(mine) :, i].any()
     assert pos.tolist() == [4, 2, 1, 0]
     for i, vid in enumerate(ids):  # AND one reading alone (a request's scalar steps) alike
-        alone, alone_pos = history.window([vid], t[i : i + 1], v[i : i + 1], 5)
-        assert np.array_equal(alone[:, 0], stack[:, i]) and alone_pos[0] == pos[i]
+        alone = history.window([vid], t[i : i + 1], v[i : i + 1], 5)
+        assert alone is not None and alone.pos[0] == pos[i]
+        assert np.array_equal(alone.stack(5)[:, 0], stack[:, i])
+        assert all(np.array_equal(alone.lag(j)[0], stack[j, i]) for j in range(5))
     assert history.window(["A", "A"], t[:2], v[:2], 5) is None  # two of one vehicle: assemble
 
 
@@ -405,20 +410,25 @@ def test_derive_resize_and_eviction_keep_the_held_readings() -> None:
     assert len(history) == 3 and history.held("V0") is None  # V0 went, its slot reused
     assert _held(history, "V3") == ([1.0, 2.0, 3.0], [301.0, 302.0, 303.0])
     history.derive([(0, 1), (2, 0)])
-    stack, _ = history.window(["V3"], np.array([9.0]), np.ones((1, 24)), 3)
+    lags = history.window(["V3"], np.array([9.0]), np.ones((1, 24)), 3)
+    assert lags is not None
+    stack = lags.stack(3)
     assert stack.shape == (3, 1, 26) and stack[1, 0, 24] == 0.0 and stack[1, 0, 25] == 0.0
     history.resize(5)
     history.remember(["V3", "V1"], np.array([4.0, 4.0]), np.full((2, 24), 7.0))
     assert _held(history, "V3") == ([1.0, 2.0, 3.0, 4.0], [301.0, 302.0, 303.0, 7.0])
     history.resize(2)
     assert _held(history, "V1") == ([3.0, 4.0], [103.0, 7.0])
-    stack, pos = history.window(["V1", "V9"], np.array([5.0, 5.0]), np.ones((2, 24)), 2)
+    lags = history.window(["V1", "V9"], np.array([5.0, 5.0]), np.ones((2, 24)), 2)
+    assert lags is not None
+    stack, pos = lags.stack(2), lags.pos
     assert list(pos) == [1, 0] and stack[1, 0, 0] == 7.0 and not stack[1, 1].any()
+    assert np.array_equal(lags.lag(1), stack[1])
 
 
 @pytest.mark.parametrize("count", [1, 7, 17, 300])
 def test_features_of_stacked_windows_equal_the_full_computation_bit_for_bit(count: int) -> None:
-    from evpm.features import compute_stacked
+    from evpm.features import compute_lagged, compute_stacked
 
     rng = np.random.default_rng(count)
     values = rng.normal(size=(3000, 5)) * 100
@@ -454,6 +464,14 @@ def test_features_of_stacked_windows_equal_the_full_computation_bit_for_bit(coun
         got = compute_stacked(window, pos, spec, values[rows, 4:] if spec.passthrough else None)
         whole = compute(values[:, : len(spec.inputs)], units, spec)
         assert np.array_equal(whole[rows], got), spec
+        buffer = np.empty_like(window[0])  # AND read one lag at a time into one array
+
+        def lag_at(j: int, window: np.ndarray = window, buffer: np.ndarray = buffer) -> np.ndarray:
+            buffer[:] = window[j]
+            return buffer
+
+        extra = values[rows, 4:] if spec.passthrough else None
+        assert np.array_equal(whole[rows], compute_lagged(lag_at, pos, spec, extra)), spec
 
 
 def test_remembering_a_batch_equals_remembering_each_reading_alone() -> None:

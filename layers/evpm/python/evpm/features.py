@@ -25,6 +25,7 @@ __all__ = [
     "FEATURE_SPEC_VERSION",
     "FeatureSpec",
     "compute",
+    "compute_lagged",
     "compute_stacked",
     "order",
 ]
@@ -365,11 +366,11 @@ def compute_stacked(
     ``max_window - 1`` up gives the same features). ``passthrough`` ``(n, len(
     spec.passthrough))`` holds the rows' passthrough columns, if the spec has any.
 
-    Why: a server holding each vehicle's recent readings in rings gathers a whole batch's
-    windows in one call (:meth:`evpm.serving.History.window`), differences included, and sums
-    them here lag by lag, each lag one contiguous ``(rows, series)`` slab, with the same
-    operations in the same lag order as :func:`compute`: no per-vehicle table is built, no
-    row sorted, no difference taken again.
+    Why: a server holding each vehicle's recent readings in rings reads a request's window
+    from them in one gather (:meth:`evpm.serving.History.window`), differences included, and
+    sums it here with the same operations in the same lag order as :func:`compute`: no
+    per-vehicle table is built, no row sorted, no difference taken again
+    (:func:`compute_lagged` reads many rows' lags one at a time instead).
     """
     horizon = spec.max_window
     if window.ndim != 3 or window.shape[0] < horizon or window.shape[2] != len(spec.series):
@@ -377,10 +378,7 @@ def compute_stacked(
             f"window must have shape (>= {horizon}, n, {len(spec.series)}) (got {window.shape})"
         )
     n = window.shape[1]
-    if spec.passthrough and (
-        passthrough is None or passthrough.shape != (n, len(spec.passthrough))
-    ):
-        raise ValueError(f"passthrough must have shape ({n}, {len(spec.passthrough)})")
+    _check_passthrough(spec, passthrough, n)
     pos = np.asarray(pos, dtype=np.int64)
     win = window[:horizon]
     if n <= _SMALL:
@@ -389,7 +387,46 @@ def compute_stacked(
     else:
         blocks = _accumulate(win[0], pos, spec, win.__getitem__)
         out = np.hstack(blocks) if blocks else np.zeros((n, 0))
-    out = _with_projections(out, spec, pos)
+    return _finish(out, spec, pos, passthrough)
+
+
+def compute_lagged(
+    lag_at: Callable[[int], np.ndarray],
+    pos: np.ndarray,
+    spec: FeatureSpec,
+    passthrough: np.ndarray | None = None,
+) -> np.ndarray:
+    """:func:`compute_stacked` with the lags read one at a time: ``lag_at(j)`` is
+    ``window[j]`` ``(n, len(spec.series))`` (it may reuse one array: each is summed before
+    the next is asked for).
+
+    Why: many rows' lags read into one small array stay in cache as they are summed, where a
+    whole ``(lags, n, series)`` stack would be written to memory and read back; the sums are
+    :func:`_accumulate`'s, as for every other path.
+    """
+    pos = np.asarray(pos, dtype=np.int64)
+    first = lag_at(0)
+    n = first.shape[0]
+    if first.ndim != 2 or first.shape[1] != len(spec.series):
+        raise ValueError(f"lags must have shape (n, {len(spec.series)}) (got {first.shape})")
+    _check_passthrough(spec, passthrough, n)
+    blocks = _accumulate(first.copy(), pos, spec, lag_at)
+    out = np.hstack(blocks) if blocks else np.zeros((n, 0))
+    return _finish(out, spec, pos, passthrough)
+
+
+def _check_passthrough(spec: FeatureSpec, passthrough: np.ndarray | None, n: int) -> None:
+    if spec.passthrough and (
+        passthrough is None or passthrough.shape != (n, len(spec.passthrough))
+    ):
+        raise ValueError(f"passthrough must have shape ({n}, {len(spec.passthrough)})")
+
+
+def _finish(
+    windowed: np.ndarray, spec: FeatureSpec, pos: np.ndarray, passthrough: np.ndarray | None
+) -> np.ndarray:
+    """Windowed features followed by the projections and the passthrough columns."""
+    out = _with_projections(windowed, spec, pos)
     if spec.passthrough:
         assert passthrough is not None
         out = np.hstack([out, passthrough])

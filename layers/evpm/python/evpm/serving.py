@@ -21,7 +21,7 @@ from functools import cached_property
 
 import numpy as np
 
-from evpm.features import FeatureSpec, compute, compute_stacked
+from evpm.features import FeatureSpec, compute, compute_lagged, compute_stacked
 from evpm.models import ModelBundle
 from evpm.pins import TASK_OF
 from evpm.telemetry import FEATURES
@@ -247,6 +247,65 @@ class PinnedModels:
         self.last_error = None
 
 
+class Lags:
+    """A batch's readings, one per vehicle, with their held predecessors, lag by lag: what
+    :meth:`History.window` gives and :func:`evpm.features.compute_lagged` (many readings) or
+    :func:`evpm.features.compute_stacked` (a few) sums.
+
+    Why by index: a batch's whole window is hundreds of thousands of readings; each lag read
+    into one small buffer as it is summed stays in cache, where a ``(lags, n, columns)``
+    stack would be written to memory and read back.
+    """
+
+    def __init__(
+        self,
+        current: np.ndarray,
+        pos: np.ndarray,
+        flat: np.ndarray | None,
+        rows: np.ndarray | None,
+        lags: int,
+    ) -> None:
+        self.current = current
+        """``(n, columns)``: the readings, each followed by its derived differences (lag 0)."""
+        self.pos = pos
+        """Predecessors each reading has (at most ``depth - 1``)."""
+        self.lags = lags
+        self._flat = flat  # the rings' readings, one row per ring position (None: see rows)
+        self._rows = rows  # (lags - 1, n) ring rows, or the lags themselves if flat is None
+        self._complete = int(pos.min(initial=lags)) + 1  # lags below this exist for every row
+        self._buffer = np.empty_like(current)
+
+    def lag(self, j: int) -> np.ndarray:
+        """``(n, columns)``: each reading's ``j``-th predecessor, 0 where it has none. The
+        array is reused by the next call."""
+        if j == 0:
+            return self.current
+        if self._rows is None:
+            self._buffer[:] = 0.0
+        elif self._flat is None:
+            self._buffer[:] = self._rows[j - 1]
+        else:
+            np.take(self._flat, self._rows[j - 1], axis=0, out=self._buffer, mode="clip")
+        if j >= self._complete:
+            self._buffer[self.pos < j] = 0.0  # no such predecessor: 0, as in training
+        return self._buffer
+
+    def stack(self, lags: int) -> np.ndarray:
+        """``(lags, n, columns)``: every lag at once, in one gather (a few readings' path)."""
+        out = np.empty((lags, *self.current.shape), dtype=np.float64)
+        out[0] = self.current
+        if self._rows is None:
+            out[1:] = 0.0
+        elif self._flat is None:
+            out[1:] = self._rows[: lags - 1]
+        else:
+            np.take(self._flat, self._rows[: lags - 1], axis=0, out=out[1:], mode="clip")
+        missing = np.arange(1, lags)[:, None] > self.pos[None, :]
+        if missing.any():
+            out[1:][missing] = 0.0
+        return out
+
+
 class History:
     """The last readings of each vehicle, bounded in depth and in number of vehicles (LRU).
 
@@ -352,16 +411,15 @@ class History:
 
     def window(
         self, vehicle_ids: Sequence[str], times: np.ndarray, values: np.ndarray, lags: int
-    ) -> tuple[np.ndarray, np.ndarray] | None:
-        """Each new reading with its held past, stacked by lag, when every reading is of a
+    ) -> Lags | None:
+        """Each new reading with its held past, lag by lag, when every reading is of a
         different vehicle (``None`` otherwise: :meth:`assemble` serves any batch).
 
-        Returns ``(stack, pos)``. ``stack`` ``(lags, n, columns + differences)``:
-        ``stack[0, i]`` is reading ``i`` followed by its :meth:`derive` differences,
-        ``stack[j, i]`` its ``j``-th predecessor among the readings held strictly before it,
-        0 where there is none; ``pos[i]`` is how many there are (at most ``depth - 1``).
-        That is what :func:`evpm.features.compute_stacked` takes: the rows
-        :meth:`assemble` would give, in input order, gathered in one call for the batch.
+        Lag 0 of reading ``i`` is the reading followed by its :meth:`derive` differences, lag
+        ``j`` its ``j``-th predecessor among the readings held strictly before it (0 where
+        there is none), up to ``lags - 1``: the rows :meth:`assemble` would give, in input
+        order, read from the rings by index (:class:`Lags`). The rings must not change while
+        the lags are read: hold :attr:`lock` from this call until they have been.
         """
         n = len(vehicle_ids)
         if n > 1 and len(set(vehicle_ids)) != n:
@@ -369,18 +427,16 @@ class History:
         values = np.asarray(values, dtype=np.float64)
         with self._lock:
             self._check_columns(values)
-            fresh = self._extend(values)
-            stack = np.empty((max(lags, 1), n, fresh.shape[1]), dtype=np.float64)
-            stack[0] = fresh
+            current = self._extend(values)
             pos = np.zeros(n, dtype=np.int64)
             slots = np.array([self._slots.get(v, -1) for v in vehicle_ids], dtype=np.int64)
             known = slots >= 0
             if lags <= 1 or self.depth <= 1 or not known.any():
-                stack[1:] = 0.0
-                return stack, pos
-            if n == 1:  # a single request: the same rows, in scalar steps
-                pos[0] = self._window_one(int(slots[0]), float(times[0]), stack[1:, 0])
-                return stack, pos
+                return Lags(current, pos, None, None, lags)
+            if n == 1:  # a single request: its lags gathered now, in scalar steps
+                past = np.empty((lags - 1, current.shape[1]), dtype=np.float64)
+                pos[0] = self._window_one(int(slots[0]), float(times[0]), past)
+                return Lags(current, pos, None, past[:, None, :], lags)
             slot = np.where(known, slots, 0)  # a new vehicle reads slot 0, then gets zeros
             head = self._head[slot]
             # Held readings at or after a reading's time (it is redelivered, or late) are
@@ -394,11 +450,13 @@ class History:
             lag = np.arange(1, lags, dtype=np.int64)[:, None]
             rows = slot * self.depth + (head + skip - 1 + lag) % self.depth  # (lags - 1, n)
             flat = self._values.reshape(-1, self._values.shape[2])
-            np.take(flat, rows, axis=0, out=stack[1:], mode="clip")  # in bounds: unbuffered
-        missing = lag > pos  # no such predecessor (a young or new vehicle): 0, as in training
-        if missing.any():
-            stack[1:][missing] = 0.0
-        return stack, pos
+            return Lags(current, pos, flat, rows, lags)
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Held while the rings are read or written; hold it around :meth:`window` and the
+        reading of its lags when other threads may remember into this history."""
+        return self._lock
 
     def _window_one(self, slot: int, time: float, out: np.ndarray) -> int:
         """:meth:`window`'s lags ``1..`` of one reading into ``out``; returns its ``pos``."""
@@ -690,18 +748,17 @@ def model_inputs(
         scratch.resize(models.depth)
     out: dict[str, np.ndarray] = {}
     scratch.derive(models.differences)
-    stacked = scratch.window(vehicle_ids, times, values, models.depth)
-    if stacked is not None:  # one reading per vehicle: windows gathered from the rings
-        stack, pos = stacked
-        for plan in models.feature_plan:
-            source = stack if plan.series is None else stack[..., plan.series]
-            extra = values[:, plan.passthrough] if len(plan.passthrough) else None
-            features = compute_stacked(source, pos, plan.spec, extra)
-            for name, picked in plan.users:
-                out[name] = features if picked is None else features[:, picked]
-        if history is not None:
-            history.remember(vehicle_ids, times, values)
-        return {name: out[name] for name in models.bundles}
+    with scratch.lock:  # the rings stay as they are while the lags are read
+        lags = scratch.window(vehicle_ids, times, values, models.depth)
+        if lags is not None:  # one reading per vehicle: read from the rings by lag
+            for plan in models.feature_plan:
+                extra = values[:, plan.passthrough] if len(plan.passthrough) else None
+                features = _lagged_features(lags, plan, extra)
+                for name, picked in plan.users:
+                    out[name] = features if picked is None else features[:, picked]
+            if history is not None:
+                history.remember(vehicle_ids, times, values)
+            return {name: out[name] for name in models.bundles}
     groups = VehicleGroups.of(vehicle_ids, times)
     matrix, units, targets, order = scratch.assemble(vehicle_ids, times, values, groups)
     inverse = np.empty(n, dtype=np.int64)
@@ -714,6 +771,20 @@ def model_inputs(
     if history is not None:
         history.remember(vehicle_ids, times, values, groups)
     return {name: out[name] for name in models.bundles}
+
+
+_FEW = 16  # up to this many readings, every lag gathered at once (features' few-rows path)
+
+
+def _lagged_features(lags: Lags, plan: FeaturePlan, passthrough: np.ndarray | None) -> np.ndarray:
+    """A plan's features of a :meth:`History.window`'s readings."""
+    series = plan.series
+    if len(lags.pos) <= _FEW:
+        stack = lags.stack(plan.spec.max_window)
+        source = stack if series is None else stack[..., series]
+        return compute_stacked(source, lags.pos, plan.spec, passthrough)
+    lag_at = lags.lag if series is None else (lambda j: lags.lag(j)[:, series])
+    return compute_lagged(lag_at, lags.pos, plan.spec, passthrough)
 
 
 def score_models(
