@@ -244,14 +244,20 @@ def _projection_columns(spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray, np.n
 
 
 def _with_projections(windowed: np.ndarray, spec: FeatureSpec, pos: np.ndarray) -> np.ndarray:
-    """Append each projection's hours-to-threshold, from the longest window's mean and slope.
-
-    The trend line's value now is the window mean moved forward by half the rows it averaged
-    (the mean sits at their middle); elementwise on columns both compute paths share (all
-    projections at once, ``(rows, projections)``), so they agree bit for bit.
-    """
+    """Append each projection's hours-to-threshold (:func:`_projections`)."""
     if not spec.projections:
         return windowed
+    return np.hstack([windowed, _projections(windowed, spec, pos)])
+
+
+def _projections(windowed: np.ndarray, spec: FeatureSpec, pos: np.ndarray) -> np.ndarray:
+    """Each projection's hours-to-threshold ``(rows, projections)``, from the longest
+    window's mean and slope in ``windowed``.
+
+    The trend line's value now is the window mean moved forward by half the rows it averaged
+    (the mean sits at their middle); elementwise on columns every compute path shares (all
+    projections at once, ``(rows, projections)``), so they agree bit for bit.
+    """
     half = (np.minimum(pos + 1, spec.windows[-1]).astype(np.float64) - 1.0) / 2.0
     mean_cols, slope_cols, thresholds = _projection_columns(spec)
     mean, slope = windowed[:, mean_cols], windowed[:, slope_cols]
@@ -259,7 +265,32 @@ def _with_projections(windowed: np.ndarray, spec: FeatureSpec, pos: np.ndarray) 
     heading = gap * slope > 0
     eta = np.where(heading, gap / np.where(heading, slope, 1.0), ETA_NEVER)
     eta[gap == 0] = 0.0
-    return np.hstack([windowed, np.minimum(eta, ETA_NEVER)])
+    return np.minimum(eta, ETA_NEVER)
+
+
+def _assembled(
+    blocks: list[np.ndarray],
+    spec: FeatureSpec,
+    pos: np.ndarray,
+    passthrough: np.ndarray | None,
+) -> np.ndarray:
+    """The feature matrix (:meth:`FeatureSpec.names` order) from the windowed blocks, then
+    the projections and the passthrough columns, each copied once into one array (a batch's
+    matrix is hundreds of columns wide: stacking it twice costs as much as a statistic)."""
+    n = len(pos)
+    windowed = sum(block.shape[1] for block in blocks)
+    out = np.empty((n, windowed + len(spec.projections) + len(spec.passthrough)))
+    at = 0
+    for block in blocks:
+        out[:, at : at + block.shape[1]] = block
+        at += block.shape[1]
+    if spec.projections:
+        out[:, at : at + len(spec.projections)] = _projections(out[:, :at], spec, pos)
+        at += len(spec.projections)
+    if spec.passthrough:
+        assert passthrough is not None
+        out[:, at:] = passthrough
+    return out
 
 
 def _accumulate(
@@ -384,10 +415,8 @@ def compute_stacked(
     if n <= _SMALL:
         valid = np.arange(horizon)[:, None] <= pos[None, :]
         out = _few_rows(win, valid, pos, spec)
-    else:
-        blocks = _accumulate(win[0], pos, spec, win.__getitem__)
-        out = np.hstack(blocks) if blocks else np.zeros((n, 0))
-    return _finish(out, spec, pos, passthrough)
+        return _finish(out, spec, pos, passthrough)
+    return _assembled(_accumulate(win[0], pos, spec, win.__getitem__), spec, pos, passthrough)
 
 
 def compute_lagged(
@@ -410,9 +439,7 @@ def compute_lagged(
     if first.ndim != 2 or first.shape[1] != len(spec.series):
         raise ValueError(f"lags must have shape (n, {len(spec.series)}) (got {first.shape})")
     _check_passthrough(spec, passthrough, n)
-    blocks = _accumulate(first.copy(), pos, spec, lag_at)
-    out = np.hstack(blocks) if blocks else np.zeros((n, 0))
-    return _finish(out, spec, pos, passthrough)
+    return _assembled(_accumulate(first.copy(), pos, spec, lag_at), spec, pos, passthrough)
 
 
 def _check_passthrough(spec: FeatureSpec, passthrough: np.ndarray | None, n: int) -> None:

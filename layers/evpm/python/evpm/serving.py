@@ -106,12 +106,13 @@ class ServedModels:
             assert spec is not None
             position = {feature: i for i, feature in enumerate(spec.names())}
             users = []
+            same: dict[bytes, np.ndarray] = {}  # models that take the same columns share them
             for name in names:
                 bundle = self.bundles[name]
                 own = bundle.spec.features.names()
                 picked = np.array([position[own[c]] for c in bundle._columns], dtype=np.int64)
                 whole = np.array_equal(picked, np.arange(len(position)))
-                users.append((name, None if whole else picked))
+                users.append((name, None if whole else same.setdefault(picked.tobytes(), picked)))
             cols = np.array([_COLUMN[c] for c in spec.inputs], dtype=np.intp)
             whole = np.array_equal(cols, np.arange(len(FEATURES)))
             series = np.array(
@@ -753,9 +754,7 @@ def model_inputs(
         if lags is not None:  # one reading per vehicle: read from the rings by lag
             for plan in models.feature_plan:
                 extra = values[:, plan.passthrough] if len(plan.passthrough) else None
-                features = _lagged_features(lags, plan, extra)
-                for name, picked in plan.users:
-                    out[name] = features if picked is None else features[:, picked]
+                _pick(out, plan, _lagged_features(lags, plan, extra))
             if history is not None:
                 history.remember(vehicle_ids, times, values)
             return {name: out[name] for name in models.bundles}
@@ -765,12 +764,23 @@ def model_inputs(
     inverse[order] = np.arange(n)
     for plan in models.feature_plan:
         source = matrix if plan.columns is None else matrix[:, plan.columns]
-        features = compute(source, units, plan.spec, rows=targets)[inverse]
-        for name, picked in plan.users:
-            out[name] = features if picked is None else features[:, picked]
+        _pick(out, plan, compute(source, units, plan.spec, rows=targets)[inverse])
     if history is not None:
         history.remember(vehicle_ids, times, values, groups)
     return {name: out[name] for name in models.bundles}
+
+
+def _pick(out: dict[str, np.ndarray], plan: FeaturePlan, features: np.ndarray) -> None:
+    """Each of the plan's models' input matrix, taken once per distinct column selection
+    (the boosters share theirs; neither changes its input)."""
+    taken: dict[int, np.ndarray] = {}
+    for name, picked in plan.users:
+        if picked is None:
+            out[name] = features
+        else:
+            if id(picked) not in taken:
+                taken[id(picked)] = features[:, picked]
+            out[name] = taken[id(picked)]
 
 
 _FEW = 16  # up to this many readings, every lag gathered at once (features' few-rows path)
