@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from evpm.features import Projection
+
 __all__ = [
     "AnomalyParams",
     "BoosterParams",
@@ -51,8 +53,9 @@ class FeatureParams(_Strict):
     passthrough: tuple[str, ...] = ()
     differences: tuple[tuple[str, str], ...] = ()
     """Signal pairs whose difference is windowed too (see ``FeatureSpec.differences``)."""
-    projections: tuple[tuple[str, float], ...] = ()
-    """``(series, threshold)``: hours until the trend reaches the threshold."""
+    projections: tuple[Projection, ...] = ()
+    """``(series, threshold, above|below)``: hours until the trend reaches the threshold, 0
+    once it is on the failed side (see ``FeatureSpec.projections``)."""
 
 
 class SplitParams(_Strict):

@@ -52,7 +52,7 @@ DERIVED = FeatureSpec(
     windows=(3, 6),
     stats=("mean", "std", "slope"),
     differences=(("temp", "air"),),
-    projections=(("wear", 90.0), ("temp-air", 14.0)),
+    projections=(("wear", 90.0), ("temp-air", 14.0, "above")),
 )
 
 
@@ -79,6 +79,37 @@ def test_projection_is_hours_until_the_trend_reaches_the_threshold() -> None:
     assert np.all(out[:, names.index("temp-air__eta6")] == ETA_NEVER)
     falling = compute(values[::-1].copy(), np.zeros(10), DERIVED)
     assert np.all(falling[1:, names.index("wear__eta6")] == ETA_NEVER)
+
+
+def test_a_projection_with_a_failed_side_reads_zero_once_the_trend_is_there() -> None:
+    # GIVEN wear that passed 90 and keeps rising, then wear past 90 falling back (a noisy
+    # trend), and a pack gap already above its 14 degC limit
+    spec = FeatureSpec(
+        signals=("wear", "temp", "air"),
+        windows=(6,),
+        stats=("mean", "slope"),
+        differences=(("temp", "air"),),
+        projections=(("wear", 90.0, "above"), ("temp-air", 14.0, "above")),
+    )
+    legacy = spec.model_copy(update={"projections": (("wear", 90.0), ("temp-air", 14.0))})
+    rising = 85.0 + 2.0 * np.arange(10.0)  # 103 at the last row
+    hot = np.column_stack([rising, np.full(10, 40.0), np.full(10, 20.0)])
+    falling = 120.0 - 2.0 * np.arange(10.0)  # 102 at the last row, still past 90
+    cooling = np.column_stack([falling, np.full(10, 40.0), np.full(10, 20.0)])
+    names = spec.names()
+    # WHEN projected with the side THEN crossed is 0, whichever way the trend points
+    for values in (hot, cooling):
+        out = compute(values, np.zeros(10), spec)
+        assert out[9, names.index("wear__eta6")] == 0.0
+        assert np.all(out[:, names.index("temp-air__eta6")] == 0.0)
+    # AND without a side (models trained before sides) a trend past it reads never, as then
+    old = compute(hot, np.zeros(10), legacy)
+    assert old[9, names.index("wear__eta6")] == ETA_NEVER
+    # AND a trend short of the limit still projects the same with or without the side
+    early = compute(hot, np.zeros(10), spec)[2, names.index("wear__eta6")]
+    assert early == compute(hot, np.zeros(10), legacy)[2, names.index("wear__eta6")] > 0
+    # AND the side survives the JSON a model stores its spec in
+    assert FeatureSpec.model_validate_json(spec.model_dump_json()) == spec
 
 
 def test_derived_features_of_chosen_rows_equal_the_full_table_bit_for_bit() -> None:

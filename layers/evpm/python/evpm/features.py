@@ -37,6 +37,8 @@ ETA_NEVER = 1.0e6
 """Projection of a trend that never reaches its threshold (flat, or heading away)."""
 
 Stat = Literal["mean", "std", "slope", "min", "max", "delta"]
+Projection = tuple[str, float] | tuple[str, float, Literal["above", "below"]]
+"""``(series, threshold[, side])`` of :attr:`FeatureSpec.projections`."""
 
 
 class FeatureSpec(BaseModel):
@@ -65,10 +67,13 @@ class FeatureSpec(BaseModel):
     readings (a pack running hotter than the air around it as its cooling fails) is invisible
     to them in the two readings' separate windows; its own windows make it a single split."""
 
-    projections: tuple[tuple[str, float], ...] = ()
-    """Pairs ``(series, threshold)``: readings (hours, for hourly telemetry) until the series'
-    straight-line trend over the longest window reaches the threshold (``__eta<w>``;
-    :data:`ETA_NEVER` when it heads away).
+    projections: tuple[Projection, ...] = ()
+    """``(series, threshold, side)``: readings (hours, for hourly telemetry) until the series'
+    straight-line trend over the longest window reaches the threshold (``__eta<w>``), where
+    ``side`` says where failure lies (``above`` or ``below`` the threshold): 0 once the trend
+    is on that side, :data:`ETA_NEVER` while it heads away. A pair ``(series, threshold)``
+    without a side, as older models were trained, has no failed side: a trend past the
+    threshold and moving on reads :data:`ETA_NEVER`, as it did for them.
 
     A wear reading and its slope say together when a limit will be crossed, but only as a
     quotient, which trees approximate badly from few vehicles; the projection hands it over."""
@@ -76,14 +81,14 @@ class FeatureSpec(BaseModel):
     @field_validator("projections")
     @classmethod
     def _projectable(
-        cls, value: tuple[tuple[str, float], ...], info: ValidationInfo
-    ) -> tuple[tuple[str, float], ...]:
+        cls, value: tuple[Projection, ...], info: ValidationInfo
+    ) -> tuple[Projection, ...]:
         stats = info.data.get("stats", ())
         if value and not ("mean" in stats and "slope" in stats and info.data.get("windows")):
             raise ValueError("projections need windows and the mean and slope stats")
         known = set(info.data.get("signals", ()))
         known |= {f"{a}-{b}" for a, b in info.data.get("differences", ())}
-        for series, _ in value:
+        for series, *_ in value:
             if series not in known:
                 raise ValueError(f"projection of {series!r}: no such signal or difference")
         return value
@@ -132,7 +137,7 @@ class FeatureSpec(BaseModel):
         for span in self.ewm_spans:
             out += [f"{s}__ewm{span}" for s in series]
         if self.projections:
-            out += [f"{s}__eta{self.windows[-1]}" for s, _ in self.projections]
+            out += [f"{s}__eta{self.windows[-1]}" for s, *_ in self.projections]
         return out + list(self.passthrough)
 
 
@@ -232,14 +237,19 @@ def _with_differences(x: np.ndarray, spec: FeatureSpec) -> np.ndarray:
 
 
 @lru_cache(maxsize=64)
-def _projection_columns(spec: FeatureSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each projection's mean and slope column, and its threshold (cached per frozen spec)."""
+def _projection_columns(
+    spec: FeatureSpec,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each projection's mean and slope column, its threshold and its failed side (+1 above,
+    -1 below, 0 none given), cached per frozen spec."""
     names = spec.names()
     w = spec.windows[-1]
+    sides = {"above": 1.0, "below": -1.0}
     return (
-        np.array([names.index(f"{s}__mean{w}") for s, _ in spec.projections], dtype=np.intp),
-        np.array([names.index(f"{s}__slope{w}") for s, _ in spec.projections], dtype=np.intp),
-        np.array([threshold for _, threshold in spec.projections], dtype=np.float64),
+        np.array([names.index(f"{p[0]}__mean{w}") for p in spec.projections], dtype=np.intp),
+        np.array([names.index(f"{p[0]}__slope{w}") for p in spec.projections], dtype=np.intp),
+        np.array([p[1] for p in spec.projections], dtype=np.float64),
+        np.array([sides[p[2]] if len(p) > 2 else 0.0 for p in spec.projections]),
     )
 
 
@@ -259,12 +269,14 @@ def _projections(windowed: np.ndarray, spec: FeatureSpec, pos: np.ndarray) -> np
     projections at once, ``(rows, projections)``), so they agree bit for bit.
     """
     half = (np.minimum(pos + 1, spec.windows[-1]).astype(np.float64) - 1.0) / 2.0
-    mean_cols, slope_cols, thresholds = _projection_columns(spec)
+    mean_cols, slope_cols, thresholds, sides = _projection_columns(spec)
     mean, slope = windowed[:, mean_cols], windowed[:, slope_cols]
     gap = thresholds - (mean + slope * half[:, None])
     heading = gap * slope > 0
     eta = np.where(heading, gap / np.where(heading, slope, 1.0), ETA_NEVER)
     eta[gap == 0] = 0.0
+    # Already on the failed side: crossed, whichever way the trend now points.
+    eta[(sides != 0.0) & (sides * gap <= 0.0)] = 0.0
     return np.minimum(eta, ETA_NEVER)
 
 
