@@ -491,3 +491,22 @@ def test_remembering_a_batch_equals_remembering_each_reading_alone() -> None:
             assert _held(alone, vid) == _held(together, vid), (k, vid)
     assert _held(together, "V") == ([3.0, 4.0, 5.0, 6.0], [3.0, 44.0, 5.0, 6.0])
     assert _held(together, "N") == ([0.0], [44.0])
+
+
+def test_the_rings_grow_in_place_unless_a_window_is_being_read() -> None:
+    # A container near its vehicle bound must not hold old and new rings at once.
+    history = History(4)
+    for v in range(16):
+        history.remember([f"V{v}"], np.array([1.0]), np.full((1, 24), float(v)))
+    rings = id(history._values)  # (a reference, even a weak one, would itself prevent it)
+    history.remember(["V16"], np.array([1.0]), np.full((1, 24), 16.0))
+    assert id(history._values) == rings and len(history._values) == 32  # enlarged in place
+    for v in range(17, 32):
+        history.remember([f"V{v}"], np.array([1.0]), np.full((1, 24), float(v)))
+    lags = history.window(["V3"], np.array([2.0]), np.zeros((1, 24)), 2)
+    many = history.window([f"V{v}" for v in range(20)], np.full(20, 2.0), np.zeros((20, 24)), 2)
+    rings = id(history._values)  # a copy is made while the old rings exist: another id
+    history.remember(["V32"], np.array([1.0]), np.full((1, 24), 32.0))  # grows: copies
+    assert id(history._values) != rings
+    assert lags is not None and many is not None and many.lag(1)[:, 0].tolist() == list(range(20))
+    assert [_held(history, f"V{v}")[1] for v in (0, 16, 31, 32)] == [[0.0], [16.0], [31.0], [32.0]]

@@ -622,15 +622,26 @@ class History:
         return slot
 
     def _grow(self, needed: int) -> None:
-        """Room for at least ``needed`` vehicles: doubling (amortised copies), but not past
-        ``max_vehicles`` unless more are needed at once; the held readings are copied over."""
+        """Room for at least ``needed`` vehicles: doubling, but not past ``max_vehicles``
+        unless more are needed at once.
+
+        The rings are enlarged in place when nothing else refers to them (numpy's
+        ``resize`` checks; ``realloc`` remaps a large block rather than copying it), so a
+        container near its vehicle bound does not hold the old and the new rings at once;
+        otherwise (a :class:`Lags` being read) they are copied.
+        """
         cap = len(self._count)
         new_cap = max(needed, min(max(2 * cap, 16), self.max_vehicles))
-        times = np.full((new_cap, self.depth), -np.inf)
-        values = np.empty((new_cap, self.depth, self._values.shape[2]), dtype=np.float64)
-        times[:cap] = self._times
-        values[:cap] = self._values
-        self._times, self._values = times, values
+        # (called on the attributes themselves: an argument's reference would refuse it)
+        try:
+            self._times.resize((new_cap, self.depth))
+        except ValueError:
+            self._times = _copied(self._times, new_cap)
+        try:
+            self._values.resize((new_cap, *self._values.shape[1:]))
+        except ValueError:
+            self._values = _copied(self._values, new_cap)
+        self._times[cap:] = -np.inf
         self._count = np.concatenate([self._count, np.zeros(new_cap - cap, dtype=np.int64)])
         self._head = np.concatenate([self._head, np.zeros(new_cap - cap, dtype=np.int64)])
         self._free.extend(range(new_cap - 1, cap - 1, -1))  # pop() hands out the lowest first
@@ -643,6 +654,13 @@ class History:
         self._values[slot, :n] = rows[::-1]
         self._count[slot] = n
         self._head[slot] = 0
+
+
+def _copied(array: np.ndarray, rows: int) -> np.ndarray:
+    """A copy of ``array`` with ``rows`` rows (the new ones uninitialised)."""
+    bigger = np.empty((rows, *array.shape[1:]), dtype=array.dtype)
+    bigger[: len(array)] = array
+    return bigger
 
 
 def _merge(
@@ -755,6 +773,7 @@ def model_inputs(
             for plan in models.feature_plan:
                 extra = values[:, plan.passthrough] if len(plan.passthrough) else None
                 _pick(out, plan, _lagged_features(lags, plan, extra))
+            del lags  # its view of the rings: they may now grow in place
             if history is not None:
                 history.remember(vehicle_ids, times, values)
             return {name: out[name] for name in models.bundles}
