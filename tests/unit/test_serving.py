@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from evpm.features import FeatureSpec, compute
-from evpm.serving import History, PinnedModels, ServedModels, merged_spec, score_models
+from evpm.serving import (
+    History,
+    PinnedModels,
+    ServedModels,
+    _worth_merging,
+    merged_spec,
+    score_models,
+)
 from evpm.telemetry import FEATURES
 from tests.unit.serving_models import SIGNALS, bundles, readings
 
@@ -75,16 +82,27 @@ def test_one_reading_at_a_time_equals_whole_series_bit_for_bit(served: ServedMod
     )
 
 
-def test_models_share_one_feature_computation(served: ServedModels) -> None:
-    plans = served.feature_plan
-    assert len(plans) == 1  # the detector's spec merged with the one both boosters use
-    (plan,) = plans
-    assert plan.columns is not None  # four signals of the 24
-    names = plan.spec.names()
-    for name, picked in plan.users:
-        own = served.bundles[name].spec.features.names()
-        assert picked is not None
-        assert [names[i] for i in picked] == own
+def test_models_share_feature_computations(served: ServedModels) -> None:
+    # GIVEN the detector's means over 2-4 readings and the boosters' shared spec
+    # THEN a request computes them in one pass (a second call costs more than the columns)
+    (plan,) = served.feature_plan
+    assert served.plan_for(16) is served.feature_plan
+    # AND a batch keeps the detector's own: merged, it would add spreads and slopes nobody
+    # asked for, which cost more than a second pass over 4 lags
+    assert served.plan_for(17) is served.batch_plan
+    assert [sorted(name for name, _ in p.users) for p in served.batch_plan] == [
+        ["ev-anomaly"],
+        ["ev-classifier", "ev-rul"],
+    ]
+    for plan in (*served.feature_plan, *served.batch_plan):
+        assert plan.columns is not None  # four signals of the 24
+        names = plan.spec.names()
+        for name, picked in plan.users:
+            own = served.bundles[name].spec.features.names()
+            assert ([names[i] for i in picked] if picked is not None else names) == own
+    same = FeatureSpec(signals=("a", "b"), windows=(3, 6), stats=("mean", "std"))
+    longer = FeatureSpec(signals=("a", "b"), windows=(6, 24), stats=("mean", "std"))
+    assert _worth_merging([same, longer]) and not _worth_merging([MERGEABLE[0], MERGEABLE[1]])
 
 
 MERGEABLE = [

@@ -69,40 +69,51 @@ class ServedModels:
         statistics, differences and projections (:func:`merged_spec`: the detector's short
         means and the boosters' long windows come out of one pass over the same readings, each
         column equal bit for bit to its own spec's). Column selections that would copy a
-        matrix unchanged are skipped.
+        matrix unchanged are skipped. The plan for a few readings (a request);
+        :attr:`batch_plan` serves many.
         """
-        return self._plans[0]
+        return self._plan(_mergeable)
+
+    @cached_property
+    def batch_plan(self) -> tuple[FeaturePlan, ...]:
+        """:attr:`feature_plan` for many readings: specs share a computation only when their
+        union adds no column none of them asks for (:func:`_worth_merging`). For a batch the
+        extra columns cost more than a second pass over a short spec's lags; for a request,
+        the second call costs more than the columns."""
+        return self._plan(_worth_merging)
+
+    def plan_for(self, readings: int) -> tuple[FeaturePlan, ...]:
+        """The feature plan for a call with this many readings."""
+        return self.feature_plan if readings <= _FEW else self.batch_plan
 
     @cached_property
     def differences(self) -> tuple[tuple[int, int], ...]:
         """Every signal difference a served spec windows, as pairs of :data:`FEATURES`
         columns: what a :class:`History` keeps beside each reading (:meth:`History.derive`),
         after its 24 columns and in this order."""
-        return self._plans[1]
+        pairs = [
+            (_COLUMN[a], _COLUMN[b])
+            for bundle in self.bundles.values()
+            for a, b in bundle.spec.features.differences
+        ]
+        return tuple(dict.fromkeys(pairs))
 
-    @cached_property
-    def _plans(self) -> tuple[tuple[FeaturePlan, ...], tuple[tuple[int, int], ...]]:
+    def _plan(self, merge: Callable[[Sequence[FeatureSpec]], bool]) -> tuple[FeaturePlan, ...]:
+        """The plans when specs with a common :func:`_merge_key` are merged where ``merge``
+        says so, and otherwise computed one per distinct spec."""
         groups: dict[object, list[str]] = {}
         for name, bundle in self.bundles.items():
             groups.setdefault(_merge_key(bundle.spec.features), []).append(name)
         for key, names in list(groups.items()):
-            if merged_spec([self.bundles[n].spec.features for n in names]) is None:
+            if not merge([self.bundles[n].spec.features for n in names]):
                 del groups[key]  # one computation per distinct spec, as they come
                 for name in names:
                     groups.setdefault(self.bundles[name].spec.features, []).append(name)
-        specs = [
-            merged_spec([self.bundles[n].spec.features for n in names]) for names in groups.values()
-        ]
-        pairs = [
-            (_COLUMN[a], _COLUMN[b])
-            for spec in specs
-            if spec is not None
-            for a, b in spec.differences
-        ]
-        differences = tuple(dict.fromkeys(pairs))
+        differences = self.differences
         held = len(FEATURES) + len(differences)  # columns of a History window
         out = []
-        for spec, names in zip(specs, groups.values(), strict=True):
+        for names in groups.values():
+            spec = merged_spec([self.bundles[n].spec.features for n in names])
             assert spec is not None
             position = {feature: i for i, feature in enumerate(spec.names())}
             users = []
@@ -132,7 +143,7 @@ class ServedModels:
                     passthrough=np.array([_COLUMN[c] for c in spec.passthrough], dtype=np.intp),
                 )
             )
-        return tuple(out), differences
+        return tuple(out)
 
 
 def _merge_key(spec: FeatureSpec) -> object:
@@ -142,6 +153,24 @@ def _merge_key(spec: FeatureSpec) -> object:
     if spec.ewm_spans:
         return spec
     return (spec.version, spec.signals, spec.passthrough, spec.include_raw)
+
+
+def _mergeable(specs: Sequence[FeatureSpec]) -> bool:
+    """Whether :func:`merged_spec` can serve ``specs`` in one computation."""
+    return merged_spec(specs) is not None
+
+
+def _worth_merging(specs: Sequence[FeatureSpec]) -> bool:
+    """Whether one computation of :func:`merged_spec` should serve ``specs``: only when it
+    computes no column that none of them asks for. A merged spec takes every statistic at
+    every window, of every series: the detector's means over 2-4 readings merged with the
+    boosters' long windows would add the short windows' spreads and slopes and the
+    differences' short windows, about a third more columns than asked for, which cost more
+    than a second pass over 4 lags."""
+    merged = merged_spec(specs)
+    if merged is None:
+        return False
+    return set(merged.names()) == {name for spec in specs for name in spec.names()}
 
 
 def merged_spec(specs: Sequence[FeatureSpec]) -> FeatureSpec | None:
@@ -770,7 +799,7 @@ def model_inputs(
     with scratch.lock:  # the rings stay as they are while the lags are read
         lags = scratch.window(vehicle_ids, times, values, models.depth)
         if lags is not None:  # one reading per vehicle: read from the rings by lag
-            for plan in models.feature_plan:
+            for plan in models.plan_for(n):
                 extra = values[:, plan.passthrough] if len(plan.passthrough) else None
                 _pick(out, plan, _lagged_features(lags, plan, extra))
             del lags  # its view of the rings: they may now grow in place
@@ -781,7 +810,7 @@ def model_inputs(
     matrix, units, targets, order = scratch.assemble(vehicle_ids, times, values, groups)
     inverse = np.empty(n, dtype=np.int64)
     inverse[order] = np.arange(n)
-    for plan in models.feature_plan:
+    for plan in models.plan_for(n):
         source = matrix if plan.columns is None else matrix[:, plan.columns]
         _pick(out, plan, compute(source, units, plan.spec, rows=targets)[inverse])
     if history is not None:
