@@ -11,6 +11,7 @@ the outcome to DynamoDB and the dead-letter queue.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -172,7 +173,10 @@ def process_batch(
         times.append(reading[1])
         rows.append(reading[2])
         sequence_numbers.append(raw.sequence_number)
-    matrix = np.array(rows, dtype=np.float64).reshape(len(rows), len(FEATURES))
+    # One pass over the values (np.array of a list of tuples inspects each tuple first).
+    values = itertools.chain.from_iterable(rows)
+    matrix = np.fromiter(values, np.float64, count=len(rows) * len(FEATURES))
+    matrix = matrix.reshape(len(rows), len(FEATURES))
     predictions = score_readings(
         Readings(ids, times, matrix), scorer=scorer, models=models, history=history, now=now
     )
