@@ -291,17 +291,21 @@ class Lags:
         self,
         current: np.ndarray,
         pos: np.ndarray,
-        flat: np.ndarray | None,
-        rows: np.ndarray | None,
         lags: int,
+        *,
+        flat: np.ndarray | None = None,
+        rows: np.ndarray | None = None,
+        gathered: np.ndarray | None = None,
     ) -> None:
         self.current = current
         """``(n, columns)``: the readings, each followed by its derived differences (lag 0)."""
         self.pos = pos
         """Predecessors each reading has (at most ``depth - 1``)."""
         self.lags = lags
-        self._flat = flat  # the rings' readings, one row per ring position (None: see rows)
-        self._rows = rows  # (lags - 1, n) ring rows, or the lags themselves if flat is None
+        """Lags ``0 .. lags - 1`` can be read."""
+        self._flat = flat  # the rings' readings, one row per ring position
+        self._rows = rows  # (lags - 1, n): the rows of _flat that are lags 1.. (by index)
+        self._gathered = gathered  # (lags - 1, n, columns): lags 1.. already gathered
         self._complete = int(pos.min(initial=lags)) + 1  # lags below this exist for every row
         self._buffer = np.empty_like(current)
 
@@ -310,12 +314,12 @@ class Lags:
         array is reused by the next call."""
         if j == 0:
             return self.current
-        if self._rows is None:
-            self._buffer[:] = 0.0
-        elif self._flat is None:
-            self._buffer[:] = self._rows[j - 1]
-        else:
+        if self._rows is not None:
             np.take(self._flat, self._rows[j - 1], axis=0, out=self._buffer, mode="clip")
+        elif self._gathered is not None:
+            self._buffer[:] = self._gathered[j - 1]
+        else:  # no reading has predecessors
+            self._buffer[:] = 0.0
         if j >= self._complete:
             self._buffer[self.pos < j] = 0.0  # no such predecessor: 0, as in training
         return self._buffer
@@ -324,12 +328,12 @@ class Lags:
         """``(lags, n, columns)``: every lag at once, in one gather (a few readings' path)."""
         out = np.empty((lags, *self.current.shape), dtype=np.float64)
         out[0] = self.current
-        if self._rows is None:
-            out[1:] = 0.0
-        elif self._flat is None:
-            out[1:] = self._rows[: lags - 1]
-        else:
+        if self._rows is not None:
             np.take(self._flat, self._rows[: lags - 1], axis=0, out=out[1:], mode="clip")
+        elif self._gathered is not None:
+            out[1:] = self._gathered[: lags - 1]
+        else:
+            out[1:] = 0.0
         missing = np.arange(1, lags)[:, None] > self.pos[None, :]
         if missing.any():
             out[1:][missing] = 0.0
@@ -462,11 +466,11 @@ class History:
             slots = np.array([self._slots.get(v, -1) for v in vehicle_ids], dtype=np.int64)
             known = slots >= 0
             if lags <= 1 or self.depth <= 1 or not known.any():
-                return Lags(current, pos, None, None, lags)
+                return Lags(current, pos, lags)
             if n == 1:  # a single request: its lags gathered now, in scalar steps
                 past = np.empty((lags - 1, current.shape[1]), dtype=np.float64)
                 pos[0] = self._window_one(int(slots[0]), float(times[0]), past)
-                return Lags(current, pos, None, past[:, None, :], lags)
+                return Lags(current, pos, lags, gathered=past[:, None, :])
             slot = np.where(known, slots, 0)  # a new vehicle reads slot 0, then gets zeros
             head = self._head[slot]
             # Held readings at or after a reading's time (it is redelivered, or late) are
@@ -480,7 +484,7 @@ class History:
             lag = np.arange(1, lags, dtype=np.int64)[:, None]
             rows = slot * self.depth + (head + skip - 1 + lag) % self.depth  # (lags - 1, n)
             flat = self._values.reshape(-1, self._values.shape[2])
-            return Lags(current, pos, flat, rows, lags)
+            return Lags(current, pos, lags, flat=flat, rows=rows)
 
     @property
     def lock(self) -> threading.RLock:
