@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -127,17 +127,14 @@ def score_readings(
             f"scorer {scorer.name}/{scorer.version} returned {len(verdicts.status)} assessments "
             f"for {n} records"
         )
-    # Whole microseconds since the epoch: the times the models read (the float
-    # ``datetime.timestamp()`` gives, exactly) and the sortable ``ts`` strings, for the batch
-    # at once.
-    micros = np.array([(t - _EPOCH) // _MICROSECOND for t in readings.timestamps], dtype=np.int64)
+    times = np.array([t.timestamp() for t in readings.timestamps], dtype=np.float64)
     versions = {scorer.name: scorer.version}
     columns: dict[str, list[object]] = {}
     if models is not None and models.bundles:
-        out = score_models(models, readings.vehicle_ids, micros / 1e6, matrix, history)
+        out = score_models(models, readings.vehicle_ids, times, matrix, history)
         versions |= models.version_labels()
         columns = _model_columns(out)
-    stamps = _stamps(micros, readings.timestamps)
+    stamps = _stamps(times, readings.timestamps)
     # Every value below is already what validation would make of it (validated readings and
     # verdicts, model outputs as Python floats and bools, RUL clipped at 0, a UTC time), so
     # the predictions are built without validating each one again: the same objects (a test
@@ -194,8 +191,6 @@ def score_readings(
     ]
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 _BASE_FIELDS = (
     "vehicle_id",
     "ts",
@@ -220,11 +215,18 @@ if (*_BASE_FIELDS, *_MODEL_FIELDS) != tuple(Prediction.model_fields):  # pragma:
     raise RuntimeError("Prediction's fields changed: update score_readings")
 
 
-def _stamps(micros: np.ndarray, timestamps: Sequence[datetime]) -> list[str]:
-    """Each time as :func:`~evpm.telemetry.format_timestamp` writes it: numpy's ISO text at
-    microseconds plus ``Z`` for a batch (the same text, a test checks), one by one for a few."""
-    if len(micros) < 16:
+def _stamps(times: np.ndarray, timestamps: Sequence[datetime]) -> list[str]:
+    """Each time as :func:`~evpm.telemetry.format_timestamp` writes it (``times`` are their
+    ``timestamp()``): for a batch, numpy's ISO text at whole microseconds plus ``Z``, the
+    same text (a test checks); one by one for a few.
+
+    The whole microseconds are exact: a reading's time is below 2100, fewer than 2**52
+    microseconds, and its float seconds lie within 2**-22 s (0.24 us) of them, so scaled by
+    1e6 they round back to the integer.
+    """
+    if len(times) < 16:
         return [format_timestamp(t) for t in timestamps]
+    micros = np.rint(times * 1e6).astype(np.int64)
     text = np.datetime_as_string(micros.astype("datetime64[us]"), unit="us").tolist()
     return [t + "Z" for t in text]
 
