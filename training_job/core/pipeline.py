@@ -23,7 +23,7 @@ import pandas as pd
 
 from evpm.features import FeatureSpec, compute
 from evpm.intervals import fit_interval
-from evpm.models import AnomalyDetector, ModelBundle, ModelSpec
+from evpm.models import AnomalyDetector, ModelBundle, ModelSpec, rul_hours
 from training_job.core import metrics as m
 from training_job.core.inputs import time_values
 from training_job.core.pyfunc_model import predict_frame
@@ -325,9 +325,10 @@ def _fit_task(
     # The interval is calibrated on the validation vehicles, which the booster never saw.
     interval: tuple[tuple[float, float, float], ...] = ()
     if va.any():
-        held_out = np.asarray(booster.predict(features[va], num_threads=1), dtype=np.float64)
-        if dspec.rul_cap is not None:
-            held_out = np.clip(held_out, 0.0, dspec.rul_cap)
+        held_out = rul_hours(
+            np.asarray(booster.predict(features[va], num_threads=1), dtype=np.float64),
+            dspec.rul_cap,
+        )
         interval = fit_interval(held_out, y[va], level=RUL_INTERVAL_LEVEL)
     return booster, float(y[tr].mean()), interval
 

@@ -22,13 +22,22 @@ from evpm.boosters import row_predictor
 from evpm.features import FeatureSpec, compute
 from evpm.intervals import IntervalTable, apply_interval
 
-__all__ = ["AnomalyDetector", "ModelBundle", "ModelSpec", "Prediction"]
+__all__ = ["AnomalyDetector", "ModelBundle", "ModelSpec", "Prediction", "rul_hours"]
 
 Task = Literal["anomaly", "classifier", "rul"]
 
 _ROW_BY_ROW = 8
 """Up to this many rows a booster scores them one by one on LightGBM's single-row path
 (:mod:`evpm.boosters`); more rows amortise ``Booster.predict``'s per-call cost."""
+
+
+def rul_hours(raw: np.ndarray, cap: float | None) -> np.ndarray:
+    """A regressor's RUL output held inside ``[0, cap]`` (no cap: as it is).
+
+    Trees can stray a little past the labels' range; the served hours and the held-out
+    predictions the interval is calibrated on must be the same numbers, so both come here.
+    """
+    return raw if cap is None else np.clip(raw, 0.0, cap)
 
 
 class ModelSpec(BaseModel):
@@ -251,8 +260,7 @@ class ModelBundle:
                 label = proba.argmax(axis=1)
             return Prediction(value=label, proba=proba)
         cap = self.spec.rul_cap if self.spec.rul_cap is not None else np.inf
-        if self.spec.rul_cap is not None:
-            raw = np.clip(raw, 0.0, cap)
+        raw = rul_hours(raw, self.spec.rul_cap)
         if not self.spec.interval:
             return Prediction(value=raw)
         low, high = apply_interval(self.spec.interval, raw, low=0.0, high=cap)
