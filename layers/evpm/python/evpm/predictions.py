@@ -23,6 +23,7 @@ from evpm.health import FailureMode, Finding, Status
 from evpm.telemetry import TIMESTAMP_FORMAT, format_timestamp
 
 __all__ = [
+    "MODEL_FIELDS",
     "PARTITION_KEY",
     "SORT_KEY",
     "TTL_ATTRIBUTE",
@@ -120,7 +121,9 @@ class Prediction(BaseModel):
         return format_timestamp(value)
 
 
-_MODEL_FIELDS = (
+MODEL_FIELDS = (
+    # The fields the pinned models fill (None when no model of that name is served), in
+    # Prediction's order: the scorer builds them by name; the store writes those present.
     "anomaly_score",
     "is_anomaly",
     "predicted_failure",
@@ -158,7 +161,7 @@ def to_item(prediction: Prediction, *, ttl_days: int | None = None) -> dict[str,
         "model_versions": dict(prediction.model_versions),
         "scored_at": format_timestamp(prediction.scored_at),
     }
-    for key in _MODEL_FIELDS:
+    for key in MODEL_FIELDS:
         value = getattr(prediction, key)
         if value is None:
             continue
@@ -189,5 +192,5 @@ def from_item(item: Mapping[str, Any]) -> Prediction:
         findings=[Finding.model_validate(f) for f in item.get("findings", [])],
         model_versions=dict(item["model_versions"]),
         scored_at=datetime.strptime(item["scored_at"], TIMESTAMP_FORMAT).replace(tzinfo=UTC),
-        **{k: _model_value(item[k]) for k in _MODEL_FIELDS if item.get(k) is not None},
+        **{k: _model_value(item[k]) for k in MODEL_FIELDS if item.get(k) is not None},
     )

@@ -15,7 +15,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from evpm import health
-from evpm.predictions import Prediction, record_id
+from evpm.predictions import MODEL_FIELDS, Prediction, record_id
 from evpm.serving import History, ModelOutputs, ServedModels, score_models
 from evpm.telemetry import TelemetryRecord, format_timestamp, to_matrix
 
@@ -141,7 +141,7 @@ def score_readings(
     # compares them with validated ones), at a fraction of the cost per reading.
     given = frozenset(_BASE_FIELDS) | columns.keys()
     absent: list[object] = [None] * n
-    model_values = [columns.get(name, absent) for name in _MODEL_FIELDS]
+    model_values = [columns.get(name, absent) for name in MODEL_FIELDS]
     return [
         _unvalidated(
             {
@@ -202,16 +202,7 @@ _BASE_FIELDS = (
     "model_versions",
     "scored_at",
 )
-_MODEL_FIELDS = (
-    "anomaly_score",
-    "is_anomaly",
-    "predicted_failure",
-    "failure_probabilities",
-    "rul_hours",
-    "rul_low_hours",
-    "rul_high_hours",
-)
-if (*_BASE_FIELDS, *_MODEL_FIELDS) != tuple(Prediction.model_fields):  # pragma: no cover
+if (*_BASE_FIELDS, *MODEL_FIELDS) != tuple(Prediction.model_fields):  # pragma: no cover
     raise RuntimeError("Prediction's fields changed: update score_readings")
 
 
