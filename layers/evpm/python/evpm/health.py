@@ -29,6 +29,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from evpm.prevalidated import prevalidated
 from evpm.telemetry import FEATURES, SENSOR_RANGES
 
 __all__ = [
@@ -287,7 +288,7 @@ class Verdicts:
     def assessments(self) -> list[Assessment]:
         """One :class:`Assessment` per reading, each with its own findings list."""
         return [
-            _built(
+            prevalidated(
                 Assessment,
                 {
                     "status": status,
@@ -360,7 +361,7 @@ def judge(matrix: np.ndarray) -> Verdicts:
     for r, c, g in zip(rows, rules, grade, strict=True):
         rule = RULES[c]
         worded[r].append(
-            _built(
+            prevalidated(
                 Finding,
                 {
                     "rule_id": rule.id,
@@ -376,17 +377,3 @@ def judge(matrix: np.ndarray) -> Verdicts:
         modes[i] = RULES[best[k]].failure_mode if has_mode[k] else "none"
         findings[i] = worded[k]
     return Verdicts(status, score, modes, findings)
-
-
-_set = object.__setattr__
-
-
-def _built[M: BaseModel](cls: type[M], values: dict[str, object]) -> M:
-    """``cls(**values)`` for values that are already what validation makes of them, every
-    field given in field order: the same object, without validating again."""
-    model = cls.__new__(cls)
-    _set(model, "__dict__", values)
-    _set(model, "__pydantic_fields_set__", set(values))
-    _set(model, "__pydantic_extra__", None)
-    _set(model, "__pydantic_private__", None)
-    return model

@@ -16,6 +16,7 @@ import numpy as np
 
 from evpm import health
 from evpm.predictions import MODEL_FIELDS, Prediction, record_id
+from evpm.prevalidated import prevalidated
 from evpm.serving import History, ModelOutputs, ServedModels, score_models
 from evpm.telemetry import TelemetryRecord, format_timestamp, to_matrix
 
@@ -143,7 +144,8 @@ def score_readings(
     absent: list[object] = [None] * n
     model_values = [columns.get(name, absent) for name in MODEL_FIELDS]
     return [
-        _unvalidated(
+        prevalidated(
+            Prediction,
             {
                 "vehicle_id": vid,
                 "ts": ts,
@@ -220,24 +222,6 @@ def _stamps(times: np.ndarray, timestamps: Sequence[datetime]) -> list[str]:
     micros = np.rint(times * 1e6).astype(np.int64)
     text = np.datetime_as_string(micros.astype("datetime64[us]"), unit="us").tolist()
     return [t + "Z" for t in text]
-
-
-_set = object.__setattr__
-
-
-def _unvalidated(values: dict[str, object], given: frozenset[str]) -> Prediction:
-    """``Prediction(**{k: values[k] for k in given})``, every field in ``values`` in field
-    order (defaults included), without validating again: what ``model_construct`` would
-    give, which spends longer filling in defaults field by field in Python than validation
-    takes (a test compares the objects with validated ones, types and set fields included)."""
-    if Prediction.__private_attributes__:  # pragma: no cover - none today
-        return Prediction.model_construct(**{k: values[k] for k in given})  # type: ignore[arg-type]
-    prediction = Prediction.__new__(Prediction)
-    _set(prediction, "__dict__", values)
-    _set(prediction, "__pydantic_fields_set__", set(given))
-    _set(prediction, "__pydantic_extra__", None)
-    _set(prediction, "__pydantic_private__", None)
-    return prediction
 
 
 def _model_columns(out: ModelOutputs) -> dict[str, list[object]]:
