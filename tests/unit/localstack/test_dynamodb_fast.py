@@ -25,14 +25,21 @@ QUERIES: list[dict[str, Any]] = [
 ]
 
 
-@pytest.fixture
-def table(aws_env, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+@pytest.fixture(autouse=True)
+def unpatched(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts from moto as shipped and undoes the class patches afterwards."""
+    from moto.dynamodb.models.dynamo_type import Item
     from moto.dynamodb.models.table import Table
 
-    # undo the class patch after the test, whatever it did
     for name in ("query", "all_items"):
         monkeypatch.setattr(Table, name, getattr(Table, name))
     monkeypatch.setattr(Table, "_evpm_partition_query", False, raising=False)
+    monkeypatch.setattr(Item, "__init__", Item.__init__)
+    monkeypatch.setattr(Item, "_evpm_linear_item_size", False, raising=False)
+
+
+@pytest.fixture
+def table(aws_env) -> Iterator[Any]:
     with mock_aws():
         client = boto3.client("dynamodb")
         client.create_table(
@@ -99,3 +106,66 @@ def test_a_table_query_no_longer_sorts_the_whole_table(table: Any) -> None:
     table.query(TableName="t", KeyConditionExpression="v = :v",
                 ExpressionAttributeValues={":v": {"S": "V7"}})
     assert seen == [100]  # one partition, not 1,000 items
+
+
+@pytest.fixture
+def plain_item() -> Any:
+    from moto.dynamodb.models.dynamo_type import Item
+
+    return Item
+
+
+def _wire_item(attributes: int, pad: int = 0) -> dict[str, Any]:
+    item: dict[str, Any] = {f"a{i:02d}": {"N": str(i * 1.5)} for i in range(attributes)}
+    item["probs"] = {"M": {f"class_{i}": {"N": f"0.{i}"} for i in range(6)}}
+    item["list"] = {"L": [{"S": "x" * 3}, {"BOOL": True}, {"NULL": True}]}
+    item["pad"] = {"S": "p" * pad}
+    return item
+
+
+def _build(item_cls: Any, attrs: dict[str, Any]) -> Any:
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    try:
+        return item_cls(DynamoType({"S": "V1"}), DynamoType({"S": "t"}), attrs)
+    except Exception as error:  # the size error is what is compared
+        return type(error).__name__
+
+
+def test_items_are_built_exactly_as_moto_builds_them(plain_item: Any) -> None:
+    from moto.dynamodb.models.dynamo_type import LimitedSizeDict
+
+    small = _wire_item(30)
+    # the limit sits between these two pads: one byte under and one byte over
+    base = _build(plain_item, _wire_item(30)).size()
+    at_limit = _wire_item(30, pad=dynamodb_fast.ITEM_SIZE_LIMIT - base)
+    over = _wire_item(30, pad=dynamodb_fast.ITEM_SIZE_LIMIT - base + 1)
+    before = [_build(plain_item, attrs) for attrs in (small, at_limit, over)]
+    dynamodb_fast.install()
+    after = [_build(plain_item, attrs) for attrs in (small, at_limit, over)]
+    assert before[2] == after[2] == "ItemSizeTooLarge"
+    for old, new in zip(before[:2], after[:2], strict=True):
+        assert new == old and new.to_json() == old.to_json() and new.size() == old.size()
+        assert type(new.attrs) is LimitedSizeDict and list(new.attrs) == list(old.attrs)
+
+
+def test_building_an_item_measures_each_attribute_once(
+        plain_item: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    calls = [0]
+    size = DynamoType.size
+
+    def counting(self: Any) -> int:
+        calls[0] += 1
+        return size(self)
+
+    monkeypatch.setattr(DynamoType, "size", counting)
+    item = _build(plain_item, _wire_item(60))
+    quadratic, calls[0] = calls[0], 0
+    item.size()  # measures every attribute (and what it holds) exactly once
+    once, calls[0] = calls[0], 0
+    dynamodb_fast.install()
+    _build(plain_item, _wire_item(60))
+    assert calls[0] == once
+    assert quadratic > 20 * once  # what moto did: every stored attribute again per attribute
