@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from decimal import Decimal
 from typing import Any
 
 from localstack.aws.api import RequestContext, handler
@@ -25,6 +24,7 @@ from localstack.aws.api.kinesis import CreateStreamInput, KinesisApi
 from localstack.services.plugins import Service, ServiceLifecycleHook, aws_provider
 from localstack.state import StateVisitor
 
+from evpm_localstack.dynamodb_ttl import sweep_expired_items
 from evpm_localstack.snapshot_files import log_event
 
 LOG = logging.getLogger(__name__)
@@ -71,35 +71,6 @@ class MotoDynamoDBProvider(DynamodbApi, ServiceLifecycleHook):
                     log_event(LOG, "dynamodb_ttl_sweep", removed=removed)
             except Exception:  # never let the sweeper die on one odd table
                 LOG.exception("dynamodb TTL sweep failed")
-
-
-def sweep_expired_items(now: float) -> int:
-    """Delete items whose TTL attribute is a number ≤ ``now`` in tables with TTL enabled."""
-    from moto.dynamodb.models import dynamodb_backends
-
-    removed = 0
-    for account_backends in list(dynamodb_backends.values()):
-        for backend in list(account_backends.values()):
-            for table in list(getattr(backend, "tables", {}).values()):
-                ttl = getattr(table, "ttl", None) or {}
-                if ttl.get("TimeToLiveStatus") != "ENABLED" or not ttl.get("AttributeName"):
-                    continue
-                attribute = ttl["AttributeName"]
-                expired = []
-                for item in list(table.all_items()):
-                    value = item.attrs.get(attribute)
-                    if value is None or value.type != "N":
-                        continue
-                    try:
-                        if Decimal(value.value) <= Decimal(str(now)):
-                            expired.append(item)
-                    except ArithmeticError:
-                        continue
-                for item in expired:
-                    range_key = item.range_key if table.range_key_attr else None
-                    if table.delete_item(item.hash_key, range_key) is not None:
-                        removed += 1
-    return removed
 
 
 class MotoKinesisProvider(KinesisApi, ServiceLifecycleHook):
