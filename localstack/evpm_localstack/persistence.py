@@ -105,6 +105,7 @@ FAST_PICKLE_SERVICES = frozenset({"dynamodb", "kinesis"})
 # held in the child (Kinesis shards lock in __getstate__, so they are pickled in process).
 FORK_PICKLE_SERVICES = frozenset({"dynamodb"})
 FORK_TIMEOUT_S = 600.0
+SNAPSHOT_NICENESS = 10  # the forked pickler runs at this niceness
 
 
 def fast_dumps(obj: Any) -> bytes:
@@ -126,6 +127,10 @@ def forked_dump(obj: Any, path: Path) -> bool:
     if pid == 0:  # child: no logging, no locks, no cleanup handlers - write and leave
         code = 1
         try:
+            # a background copy: yield the CPU to the emulator and its Lambda workers, which
+            # a save of a busy stream's table (tens of CPU seconds) would otherwise halve
+            with contextlib.suppress(OSError):
+                os.nice(SNAPSHOT_NICENESS)
             with open(tmp, "wb") as handle:
                 pickle.dump(obj, handle, protocol=pickle.HIGHEST_PROTOCOL)
                 handle.flush()
