@@ -137,3 +137,28 @@ def test_scored_at_is_kept(sinks, make_payload) -> None:
     [item] = client.written.values()
     scored = datetime.strptime(item["scored_at"]["S"], "%Y-%m-%dT%H:%M:%S.%fZ")
     assert abs(scored.replace(tzinfo=UTC) - record.prediction.scored_at).total_seconds() < 1
+
+
+def test_default_client_writes_real_predictions_without_client_side_validation(
+        sinks, make_payload, aws_env) -> None:
+    """The skipped check is only botocore's own: the items still reach the table intact."""
+    import boto3
+    from botocore.validate import ParamValidationDecorator
+    from moto import mock_aws
+
+    accepted = _accepted(make_payload, 30)
+    with mock_aws():
+        boto3.client("dynamodb").create_table(
+            TableName=TABLE, BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "vehicle_id", "KeyType": "HASH"},
+                       {"AttributeName": "ts", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": "vehicle_id", "AttributeType": "S"},
+                                  {"AttributeName": "ts", "AttributeType": "S"}])
+        sink = sinks.DynamoPredictionSink(TABLE)
+        # botocore wraps its request serializer in a validator unless validation is off
+        assert isinstance(boto3.client("dynamodb")._serializer, ParamValidationDecorator)
+        assert not isinstance(sink.client._serializer, ParamValidationDecorator)
+        assert sink.write(accepted) == []
+        stored = boto3.client("dynamodb").scan(TableName=TABLE)["Items"]
+    expected = {(r.prediction.vehicle_id, r.prediction.ts) for r in accepted}
+    assert {(i["vehicle_id"]["S"], i["ts"]["S"]) for i in stored} == expected
