@@ -69,7 +69,8 @@ def emulator_env(state: Path, port: int, base: dict[str, str] | None = None) -> 
     ours = {
         "OVERRIDE_IN_DOCKER": "0",
         "GATEWAY_LISTEN": f"127.0.0.1:{port}",
-        "GATEWAY_SERVER": "hypercorn",
+        # twisted, bound to GATEWAY_LISTEN's host by evpm_localstack.gateway_server
+        "GATEWAY_SERVER": base.get("EVPM_GATEWAY_SERVER", "twisted"),
         # URLs the emulator hands out (queue URLs, stack outputs) must resolve offline.
         "LOCALSTACK_HOST": f"127.0.0.1:{port}",
         "SQS_ENDPOINT_STRATEGY": "path",

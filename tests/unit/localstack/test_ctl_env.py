@@ -12,7 +12,7 @@ from evpm_localstack import ctl
 def test_host_safe_settings(tmp_path: Path) -> None:
     env = ctl.emulator_env(tmp_path, 4599, base={"PATH": "/bin"})
     assert env["GATEWAY_LISTEN"] == "127.0.0.1:4599"
-    assert env["OVERRIDE_IN_DOCKER"] == "0" and env["GATEWAY_SERVER"] == "hypercorn"
+    assert env["OVERRIDE_IN_DOCKER"] == "0" and env["GATEWAY_SERVER"] == "twisted"
     assert env["DNS_ADDRESS"] == "0" and env["LOCALSTACK_CLI"] == "0"
     assert env["PROVIDER_OVERRIDE_DYNAMODB"] == "moto"
     assert env["PROVIDER_OVERRIDE_KINESIS"] == "moto"
@@ -21,6 +21,12 @@ def test_host_safe_settings(tmp_path: Path) -> None:
     assert env["TMPDIR"] == str(tmp_path / "tmp")
     assert env["EVPM_STATE_DIR"] == str(tmp_path)
     assert "kinesis" in env["SERVICES"].split(",") and env["PATH"] == "/bin"
+
+
+def test_the_gateway_server_can_be_switched_back_to_hypercorn(tmp_path: Path) -> None:
+    env = ctl.emulator_env(tmp_path, 4599, base={"EVPM_GATEWAY_SERVER": "hypercorn"})
+    assert env["GATEWAY_SERVER"] == "hypercorn"
+    assert env["GATEWAY_LISTEN"] == "127.0.0.1:4599"
 
 
 def test_user_lambda_and_localstack_variables_win(tmp_path: Path) -> None:
