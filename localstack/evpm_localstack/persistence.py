@@ -47,7 +47,7 @@ from localstack.state import AssetDirectory, StateVisitor
 from localstack.state import pickle as ls_pickle
 from moto.core.base_backend import BackendDict
 
-from evpm_localstack import esm_checkpoints, pickling
+from evpm_localstack import esm_checkpoints, esm_pacing, pickling, shard_index
 from evpm_localstack import snapshot_files as sf
 from evpm_localstack.snapshot_files import log_event
 
@@ -99,11 +99,13 @@ def _backend_dict_name(container: BackendDict) -> str:
 # reads standard pickle streams.
 FAST_PICKLE_SERVICES = frozenset({"dynamodb", "kinesis"})
 # ... and those pickled in a forked child: the C pickler holds the GIL for the whole dump (a
-# big predictions table froze every request for seconds); a child pickles a copy-on-write image
-# of the moment of the fork while the emulator carries on (Redis's BGSAVE). Only object graphs
-# that take no lock while pickling qualify: a lock held by another thread at the fork stays
-# held in the child (Kinesis shards lock in __getstate__, so they are pickled in process).
-FORK_PICKLE_SERVICES = frozenset({"dynamodb"})
+# big predictions table froze every request for seconds; a day of stream records, 380 MB,
+# stopped put_records for 8 s); a child pickles a copy-on-write image of the moment of the fork
+# while the emulator carries on (Redis's BGSAVE). A lock held by another thread at the fork
+# would stay held in the child, so the object graph must take none while pickling, or the
+# forking thread must hold them all across the fork (Kinesis shards lock in __getstate__:
+# shard_index.all_locks_held).
+FORK_PICKLE_SERVICES = frozenset({"dynamodb", "kinesis"})
 FORK_TIMEOUT_S = 600.0
 SNAPSHOT_NICENESS = 10  # the forked pickler runs at this niceness
 
@@ -116,28 +118,38 @@ def fast_dumps(obj: Any) -> bytes:
         return ls_pickle.dumps(obj)
 
 
-def forked_dump(obj: Any, path: Path) -> bool:
-    """Pickle ``obj`` into ``path`` from a forked child; False if that did not work."""
+def _child_dump(obj: Any, tmp: Path) -> None:
+    """In the forked child: no logging, no cleanup handlers - write and leave."""
+    code = 1
+    try:
+        # a background copy: yield the CPU to the emulator and its Lambda workers, which a
+        # save of a busy stream's table (tens of CPU seconds) would otherwise halve
+        with contextlib.suppress(OSError):
+            os.nice(SNAPSHOT_NICENESS)
+        with open(tmp, "wb") as handle:
+            pickle.dump(obj, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            handle.flush()
+            os.fsync(handle.fileno())
+        code = 0
+    finally:
+        os._exit(code)
+
+
+def forked_dump(obj: Any, path: Path,
+                hold: contextlib.AbstractContextManager[Any] | None = None) -> bool:
+    """Pickle ``obj`` into ``path`` from a forked child; False if that did not work.
+
+    ``hold`` is entered around the fork (and stays entered in the child): the locks the
+    pickling takes, so that no other thread holds one at the moment of the fork.
+    """
     import warnings
 
     tmp = path.with_name(path.name + ".fork")
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), hold or contextlib.nullcontext():
         warnings.simplefilter("ignore", DeprecationWarning)  # fork of a threaded process
         pid = os.fork()
-    if pid == 0:  # child: no logging, no locks, no cleanup handlers - write and leave
-        code = 1
-        try:
-            # a background copy: yield the CPU to the emulator and its Lambda workers, which
-            # a save of a busy stream's table (tens of CPU seconds) would otherwise halve
-            with contextlib.suppress(OSError):
-                os.nice(SNAPSHOT_NICENESS)
-            with open(tmp, "wb") as handle:
-                pickle.dump(obj, handle, protocol=pickle.HIGHEST_PROTOCOL)
-                handle.flush()
-                os.fsync(handle.fileno())
-            code = 0
-        finally:
-            os._exit(code)
+        if pid == 0:
+            _child_dump(obj, tmp)
     deadline = time.monotonic() + FORK_TIMEOUT_S
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
@@ -176,8 +188,9 @@ class SaveVisitor(StateVisitor):
             self._write_pickle(name, state_container)
         elif isinstance(state_container, BackendDict):
             name = sf.container_filename("moto", _backend_dict_name(state_container))
+            hold = shard_index.all_locks_held() if self.service == "kinesis" else None
             if self.service in FORK_PICKLE_SERVICES and forked_dump(
-                    dict(state_container), self.target / name):
+                    dict(state_container), self.target / name, hold):
                 self.files.append(name)
                 return
             self._write_pickle(name, dict(state_container),
@@ -478,6 +491,7 @@ def load_on_ready() -> None:
     marker_root = os.environ.get("EVPM_STATE_DIR")
     root = state_dir()
     section: dict[str, Any] = {}
+    esm_pacing.install()  # before any mapping worker is created (restored ones included)
     if root is not None:
         # Before the Lambda provider restores mappings, so they resume from their checkpoints.
         esm_checkpoints.install(root)

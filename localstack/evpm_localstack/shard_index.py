@@ -12,10 +12,16 @@ Pure Python without moto or LocalStack imports, so it is unit-testable from any 
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import weakref
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterator, MutableMapping
 from typing import Any, Protocol
+
+# Every live container, so that a snapshot can hold all their locks across a fork (a mapping
+# cannot go in a WeakSet: Mapping makes it unhashable).
+_LIVE: weakref.WeakValueDictionary[int, IndexedRecords] = weakref.WeakValueDictionary()
 
 
 class _Timestamped(Protocol):
@@ -36,6 +42,7 @@ class IndexedRecords(MutableMapping[int, Any]):
         self._keys: list[int] = []
         self._values: list[Any] = []
         self._by_key: dict[int, Any] = {}
+        _LIVE[id(self)] = self
         if initial:
             items = initial.items() if hasattr(initial, "items") else initial
             for key, value in items:
@@ -51,6 +58,7 @@ class IndexedRecords(MutableMapping[int, Any]):
         self._keys = list(state["keys"])
         self._values = list(state["values"])
         self._by_key = dict(zip(self._keys, self._values, strict=True))
+        _LIVE[id(self)] = self
 
     def __reduce__(self) -> tuple[Any, ...]:
         # dill would otherwise walk the MutableMapping protocol and re-add item by item
@@ -149,6 +157,27 @@ class IndexedRecords(MutableMapping[int, Any]):
                 return 0
             index = bisect_left(self._values, timestamp, key=_created_at)
             return self._keys[index - 1]
+
+
+@contextlib.contextmanager
+def all_locks_held() -> Iterator[int]:
+    """Hold the lock of every live container (yields how many), for a consistent ``fork``.
+
+    Why: a child forked while another thread holds a container's lock would wait for it for
+    ever (that thread does not exist in the child). Forked while *this* thread holds them all,
+    the child owns them (the locks are re-entrant and the forking thread keeps its identity), so
+    pickling there takes them again freely, and no container is half-written in the image.
+    Writers hold one container's lock at a time, so taking them all cannot deadlock.
+    """
+    held: list[threading.RLock] = []
+    try:
+        for records in list(_LIVE.values()):
+            records._lock.acquire()
+            held.append(records._lock)
+        yield len(held)
+    finally:
+        for lock in reversed(held):
+            lock.release()
 
 
 def _created_at(record: _Timestamped) -> float:

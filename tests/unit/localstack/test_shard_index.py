@@ -8,6 +8,8 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
+import pytest
+
 from evpm_localstack.shard_index import IndexedRecords
 
 
@@ -116,3 +118,88 @@ def test_pickle_round_trip_keeps_order_and_gets_a_fresh_lock() -> None:
     clone.lock.release()
     clone.append_next(lambda seq: Rec(seq, 6.0))
     assert clone.last_key() == 6
+
+
+def _fork_and_pickle(records: list[IndexedRecords], out: str) -> int:
+    """Fork; the child pickles ``records`` into ``out`` (exit 0) or gives up on a lock (3)."""
+    import os
+
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            if not all(r.lock.acquire(timeout=2) for r in records):
+                code = 3
+            else:
+                with open(out, "wb") as handle:
+                    pickle.dump(records, handle)
+                code = 0
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.01)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    return -9
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork of a threaded process
+def test_a_lock_held_by_another_thread_at_fork_stays_held_in_the_child(tmp_path) -> None:
+    # the failure all_locks_held exists for: the holder does not exist in the child
+    records = filled(10)
+    held, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with records.lock:
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    held.wait(5)
+    try:
+        assert _fork_and_pickle([records], str(tmp_path / "x.pkl")) == 3
+    finally:
+        release.set()
+        thread.join()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_forked_under_all_locks_held_the_child_pickles_consistent_containers(tmp_path) -> None:
+    from evpm_localstack.shard_index import all_locks_held
+
+    shards = [filled(1_000) for _ in range(3)]
+    stop = threading.Event()
+
+    def writer() -> None:  # appends all the time, taking each shard's lock in turn
+        while not stop.is_set():
+            for shard in shards:
+                shard.append_next(lambda seq: Rec(seq, float(seq)))
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        time.sleep(0.05)
+        with all_locks_held() as count:
+            assert count >= len(shards)
+            lengths = [len(shard) for shard in shards]
+            code = _fork_and_pickle(shards, str(tmp_path / "shards.pkl"))
+        # released again: the writer went on
+        time.sleep(0.05)
+        assert all(len(shard) > n for shard, n in zip(shards, lengths, strict=True))
+    finally:
+        stop.set()
+        thread.join()
+    assert code == 0
+    with open(tmp_path / "shards.pkl", "rb") as handle:
+        copies = pickle.load(handle)
+    # the image of the moment of the fork: no shard half-written
+    assert [len(copy) for copy in copies] == lengths
+    for copy in copies:
+        keys = list(copy)
+        assert keys == list(range(1, len(keys) + 1))
+        assert [r.sequence_number for r in copy.values()] == keys
