@@ -25,6 +25,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from evpm_localstack.untracked import untrack
+
 _PATCHED_FLAG = "_evpm_partition_query"
 _ITEM_PATCHED_FLAG = "_evpm_linear_item_size"
 ITEM_SIZE_LIMIT = 405_000  # moto's own limit (LimitedSizeDict), between AWS's measured 409 and 410 KB
@@ -78,6 +80,7 @@ def _install_item_init() -> None:
     from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
     from moto.dynamodb.models.utilities import bytesize
 
+    untrack(Item)  # one per put: moto would keep every one ever made (evpm_localstack.untracked)
     if getattr(Item, _ITEM_PATCHED_FLAG, False):
         return
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from evpm_localstack.shard_index import IndexedRecords
+from evpm_localstack.untracked import untrack
 
 _PATCHED_FLAG = "_evpm_fast_shards"
 
@@ -49,6 +50,7 @@ def install() -> None:
     from moto.kinesis import models
 
     shard_cls = models.Shard
+    untrack(models.Record)  # one per record put: moto would keep every one ever made
     if getattr(shard_cls, _PATCHED_FLAG, False):
         return
     record_cls = models.Record

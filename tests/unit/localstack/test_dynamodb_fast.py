@@ -26,7 +26,7 @@ QUERIES: list[dict[str, Any]] = [
 
 
 @pytest.fixture(autouse=True)
-def unpatched(monkeypatch: pytest.MonkeyPatch) -> None:
+def unpatched(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every test starts from moto as shipped and undoes the class patches afterwards."""
     from moto.dynamodb.models.dynamo_type import Item
     from moto.dynamodb.models.table import Table
@@ -36,6 +36,10 @@ def unpatched(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Table, "_evpm_partition_query", False, raising=False)
     monkeypatch.setattr(Item, "__init__", Item.__init__)
     monkeypatch.setattr(Item, "_evpm_linear_item_size", False, raising=False)
+    yield
+    for name in ("__new__", "_evpm_untracked"):  # untrack() sets them on Item itself
+        if name in Item.__dict__:
+            delattr(Item, name)
 
 
 @pytest.fixture
@@ -169,3 +173,38 @@ def test_building_an_item_measures_each_attribute_once(
     _build(plain_item, _wire_item(60))
     assert calls[0] == once
     assert quadratic > 20 * once  # what moto did: every stored attribute again per attribute
+
+
+def _put_items(n: int) -> tuple[Any, int]:
+    """Overwrite one item ``n`` times; the item, and how many Items moto then tracks."""
+    from moto.dynamodb.models.dynamo_type import Item
+
+    with mock_aws():
+        client = boto3.client("dynamodb")
+        client.create_table(
+            TableName="p", BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}])
+        for i in range(n):  # every put overwrites the same key
+            client.put_item(TableName="p", Item={"k": {"S": "same"}, "n": {"N": str(i)}})
+        tracked = len(Item.instances_tracked)  # read before the mock's reset clears it
+        return client.get_item(TableName="p", Key={"k": {"S": "same"}})["Item"], tracked
+
+
+def test_moto_as_shipped_keeps_every_item_ever_made(aws_env: Any) -> None:
+    _, tracked = _put_items(50)
+    assert tracked >= 50  # the leak the patch removes: 49 of them overwritten long ago
+
+
+def test_patched_items_are_not_remembered_and_still_store_and_pickle(aws_env: Any) -> None:
+    import pickle
+
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+
+    Item.instances_tracked.append(object())  # install() also drops what was kept so far
+    dynamodb_fast.install()
+    assert Item.instances_tracked == []
+    assert _put_items(50) == ({"k": {"S": "same"}, "n": {"N": "49"}}, 0)
+    item = Item(DynamoType({"S": "a"}), None, {"k": {"S": "a"}, "m": {"M": {"x": {"N": "1"}}}})
+    clone = pickle.loads(pickle.dumps(item))
+    assert clone == item and clone.to_json() == item.to_json()
