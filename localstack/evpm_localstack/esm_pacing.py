@@ -7,8 +7,8 @@ benchmark (py-spy of the poller thread). Lambda on AWS polls a shard again as so
 is done while records are behind. Sleeping only after a poll that found nothing keeps an idle
 stream as cheap as before (no busy loop).
 
-What: the Kinesis poller notes whether its last ``GetRecords`` returned records; the mapping
-worker's wait between polls returns at once (unless shut down) when it did.
+What: the Kinesis poller notes when a ``GetRecords`` of the last poll returned records; the
+mapping worker's wait between polls returns at once (unless shut down) when one did.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ class PacedEvent(threading.Event):
         self._poller = poller
 
     def wait(self, timeout: float | None = None) -> bool:
-        if timeout is not None and getattr(self._poller, "_evpm_backlog", False):
+        backlog = getattr(self._poller, "_evpm_backlog", False)
+        self._poller._evpm_backlog = False  # the next poll tells again
+        if timeout is not None and backlog:
             return self.is_set()
         return super().wait(timeout)
 
@@ -43,9 +45,9 @@ def install() -> None:
     original_worker_init = EsmWorker.__init__
 
     def get_records(self: Any, shard_iterator: str) -> dict:
-        self._evpm_backlog = False
         response = original_get_records(self, shard_iterator)
-        self._evpm_backlog = bool(response.get("Records"))
+        if response.get("Records"):  # any shard's, when they are polled in parallel
+            self._evpm_backlog = True
         return response
 
     def worker_init(self: Any, *args: Any, **kwargs: Any) -> None:

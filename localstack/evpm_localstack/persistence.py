@@ -47,7 +47,7 @@ from localstack.state import AssetDirectory, StateVisitor
 from localstack.state import pickle as ls_pickle
 from moto.core.base_backend import BackendDict
 
-from evpm_localstack import esm_checkpoints, esm_pacing, pickling, shard_index
+from evpm_localstack import esm_checkpoints, esm_pacing, esm_shards, pickling, shard_index
 from evpm_localstack import snapshot_files as sf
 from evpm_localstack.snapshot_files import log_event
 
@@ -491,7 +491,9 @@ def load_on_ready() -> None:
     marker_root = os.environ.get("EVPM_STATE_DIR")
     root = state_dir()
     section: dict[str, Any] = {}
-    esm_pacing.install()  # before any mapping worker is created (restored ones included)
+    # before any mapping worker is created (restored ones included)
+    esm_pacing.install()
+    esm_shards.install()
     if root is not None:
         # Before the Lambda provider restores mappings, so they resume from their checkpoints.
         esm_checkpoints.install(root)

@@ -1,0 +1,58 @@
+"""Shard affinity of parallel Kinesis polling: the pure parts (no LocalStack needed)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from evpm_localstack.esm_shards import (
+    EnvironmentOwners,
+    current_affinity,
+    order_candidates,
+    shard_affinity,
+)
+
+
+@dataclass
+class Env:
+    id: str
+
+
+def test_a_shard_gets_its_own_environment_first_and_others_last() -> None:
+    envs = [Env("b-owned"), Env("free-1"), Env("mine"), Env("free-2")]
+    ordered = order_candidates(envs, preferred="mine", others={"b-owned"})
+    assert [e.id for e in ordered] == ["mine", "free-1", "free-2", "b-owned"]
+    # a shard seen for the first time takes a free one before another shard's
+    assert order_candidates(envs, None, {"b-owned", "mine"})[0].id == "free-1"
+
+
+def test_owners_remember_the_last_environment_per_shard_and_version() -> None:
+    owners = EnvironmentOwners()
+    a, b = ("esm", "shard-0"), ("esm", "shard-1")
+    assert owners.record("v1", a, "env-1")
+    assert owners.record("v1", b, "env-2")
+    assert not owners.record("v1", a, "env-1")  # same again: no change
+    owners.record("v2", a, "env-9")
+    assert owners.preferred("v1", a) == "env-1" and owners.preferred("v1", b) == "env-2"
+    assert owners.others("v1", a) == {"env-2"}
+    owners.record("v1", a, "env-3")  # its environment was stopped: a new one is remembered
+    assert owners.preferred("v1", a) == "env-3" and owners.others("v1", b) == {"env-3"}
+    assert owners.preferred("v2", b) is None
+
+
+def test_affinity_is_per_thread_and_restored_after_the_block() -> None:
+    seen: dict[str, object] = {}
+
+    def other() -> None:
+        seen["other"] = current_affinity()
+
+    assert current_affinity() is None
+    with shard_affinity(("esm", "shard-0")):
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join()
+        assert current_affinity() == ("esm", "shard-0")
+        with shard_affinity(("esm", "shard-1")):
+            assert current_affinity() == ("esm", "shard-1")
+        assert current_affinity() == ("esm", "shard-0")
+    assert current_affinity() is None and seen["other"] is None
