@@ -11,8 +11,8 @@ flight at a time.
 What:
 * ``poll_events`` polls every shard at once, one thread per shard, and returns when all are
   done (the mapping worker's loop, its backoff and its shutdown stay as they are);
-* a synchronous invocation made from a shard's thread prefers the execution environment that
-  shard used last, and avoids the environments other shards use, starting one if none is free.
+* a synchronous invocation made from a shard's thread goes to the execution environment that
+  shard used last, never to one another shard uses, and starts one if none is free.
   The scorer keeps each vehicle's recent readings in memory (``functions/scorer/app.py``): a
   vehicle is one partition key, hence one shard, hence - with this - one environment.
 
@@ -130,10 +130,12 @@ def install() -> None:
                                           provisioning_type) as env:
                 yield env
             return
+        # never another shard's environment: a shard without one of its own starts one
+        others = owners.others(version_manager_id, key)
         candidates = order_candidates(
             [e for e in list(self.environments[version_manager_id].values())
-             if e.initialization_type == provisioning_type],
-            owners.preferred(version_manager_id, key), owners.others(version_manager_id, key))
+             if e.initialization_type == provisioning_type and e.id not in others],
+            owners.preferred(version_manager_id, key), others)
         env = None
         for candidate in candidates:
             try:

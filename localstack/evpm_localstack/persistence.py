@@ -47,7 +47,14 @@ from localstack.state import AssetDirectory, StateVisitor
 from localstack.state import pickle as ls_pickle
 from moto.core.base_backend import BackendDict
 
-from evpm_localstack import esm_checkpoints, esm_pacing, esm_shards, pickling, shard_index
+from evpm_localstack import (
+    esm_checkpoints,
+    esm_pacing,
+    esm_shards,
+    gc_watch,
+    pickling,
+    shard_index,
+)
 from evpm_localstack import snapshot_files as sf
 from evpm_localstack.snapshot_files import log_event
 
@@ -494,6 +501,7 @@ def load_on_ready() -> None:
     # before any mapping worker is created (restored ones included)
     esm_pacing.install()
     esm_shards.install()
+    gc_watch.install()
     if root is not None:
         # Before the Lambda provider restores mappings, so they resume from their checkpoints.
         esm_checkpoints.install(root)
