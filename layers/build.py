@@ -126,6 +126,40 @@ def compile_bytecode(site: Path, python: str) -> None:
     log(f"compiled bytecode in {time.monotonic() - started:.1f}s")
 
 
+# Shared libraries the wheels load but Lambda's python3.12 runtime (Amazon Linux 2023) lacks:
+# LightGBM's lib_lightgbm.so needs the GNU OpenMP runtime. Lambda puts a layer's ``lib/`` on
+# LD_LIBRARY_PATH (``/opt/lib``). The host's copy (Debian package libgomp1) needs nothing newer
+# than GLIBC_2.34, which is Amazon Linux 2023's glibc, and nothing but libc.
+NATIVE_LIBS = {"libgomp.so.1": "libgomp1"}
+NATIVE_LIB_DIRS = (Path("/usr/lib/x86_64-linux-gnu"), Path("/lib/x86_64-linux-gnu"),
+                   Path("/usr/lib64"), Path("/usr/lib"))
+
+
+def find_native_lib(name: str, search: tuple[Path, ...] = NATIVE_LIB_DIRS) -> Path:
+    for folder in search:
+        if (folder / name).is_file():
+            return (folder / name).resolve()
+    raise SystemExit(
+        f"{name} not found in {', '.join(map(str, search))}: the layer ships it for Lambda "
+        f"(LightGBM needs it). Install it with:  sudo apt-get install -y {NATIVE_LIBS[name]}"
+    )
+
+
+def ensure_native_libs(out: Path, search: tuple[Path, ...] = NATIVE_LIB_DIRS) -> list[Path]:
+    """Copy the native libraries into ``out/lib`` unless an identical copy is there."""
+    copied = []
+    for name in NATIVE_LIBS:
+        source = find_native_lib(name, search)
+        target = out / "lib" / name
+        if target.is_file() and target.read_bytes() == source.read_bytes():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        copied.append(target)
+        log(f"shipped {name} from {source}")
+    return copied
+
+
 def ensure_bytecode(out: Path, python: str) -> None:
     """Compile the layer's bytecode unless the stamp says it is there, compiled the same way."""
     stamp = out / BYTECODE_STAMP_NAME
@@ -146,6 +180,7 @@ def build(requirements: Path, out: Path, *, force: bool, python: str) -> Path:
     if not force and site.is_dir() and stamp.is_file() and stamp.read_text().strip() == wanted:
         log(f"up to date ({requirements.name} unchanged), skipping: {site}")
         ensure_bytecode(out, python)  # a layer built before the layer carried bytecode
+        ensure_native_libs(out)  # ... or before it carried libgomp
         return site
 
     started = time.monotonic()
@@ -158,6 +193,7 @@ def build(requirements: Path, out: Path, *, force: bool, python: str) -> Path:
     removed = prune(staging / "python")
     log(f"pruned {removed} __pycache__/test folders")
     ensure_bytecode(staging, python)
+    ensure_native_libs(staging)
     (staging / STAMP_NAME).write_text(wanted + "\n")
     shutil.rmtree(out, ignore_errors=True)
     staging.rename(out)

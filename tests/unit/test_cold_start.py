@@ -93,3 +93,22 @@ def test_the_layer_build_compiles_bytecode_that_lambda_uses_whatever_the_timesta
     assert flags == 0b01
     assert pyc.stat().st_mtime_ns == first
     assert json.loads((tmp_path / build.BYTECODE_STAMP_NAME).read_text()) == build.BYTECODE
+
+
+def test_the_layer_ships_libgomp_for_lambda_and_says_how_to_get_it(tmp_path: Path) -> None:
+    # GIVEN a system library folder holding libgomp (a stand-in file)
+    build = _layer_build()
+    system = tmp_path / "system"
+    system.mkdir()
+    (system / "libgomp.so.1").write_bytes(b"\x7fELF stand-in")
+    layer = tmp_path / "layer"
+    # WHEN the native libraries are ensured twice
+    first = build.ensure_native_libs(layer, (system,))
+    second = build.ensure_native_libs(layer, (system,))
+    # THEN the layer's lib/ (on Lambda's LD_LIBRARY_PATH as /opt/lib) holds it, copied once
+    assert first == [layer / "lib" / "libgomp.so.1"] and second == []
+    assert (layer / "lib" / "libgomp.so.1").read_bytes() == b"\x7fELF stand-in"
+    # AND without it the build stops with the package to install
+    with pytest.raises(SystemExit, match="apt-get install -y libgomp1"):
+        build.ensure_native_libs(tmp_path / "other", (tmp_path / "empty",))
+
