@@ -75,6 +75,10 @@ S3_OBJECTS = "s3-objects"
 _save_lock = threading.Lock()
 _stop_periodic = threading.Event()
 _load_failed: set[str] = set()
+# Set once the snapshots were read (whatever each service's outcome). A runtime that failed
+# before that holds none of the saved state, and saving it would replace the snapshots with
+# an empty cloud (seen: a plugin error in the ready hook, then the shutdown save).
+_loaded = threading.Event()
 
 
 # -- configuration ----------------------------------------------------------------------------
@@ -414,6 +418,10 @@ def save_all(reason: str) -> dict[str, Any]:
     root = state_dir()
     if root is None:
         return {}
+    if not _loaded.is_set():
+        LOG.error("evpm persistence: not saving (%s): the snapshots were never loaded in this "
+                  "run, so saving would overwrite them with an empty state", reason)
+        return {"reason": reason, "skipped": "snapshots never loaded in this run"}
     with _save_lock:
         started = time.perf_counter()
         wanted = _persist_filter()
@@ -507,6 +515,7 @@ def load_on_ready() -> None:
         esm_checkpoints.install(root)
         try:
             section = load_all()
+            _loaded.set()
         except Exception:
             LOG.exception("evpm persistence: load failed")
         interval = float(os.environ.get("EVPM_SNAPSHOT_INTERVAL_SEC", "30") or 0)
