@@ -74,8 +74,8 @@ class EnvironmentOwners:
 
 
 def order_candidates(envs: list[Any], preferred: str | None, others: set[str]) -> list[Any]:
-    """The shard's own environment first, then unowned ones, other shards' ones last."""
-    return sorted(envs, key=lambda e: 0 if e.id == preferred else 2 if e.id in others else 1)
+    """The shard's own environment first, then unowned ones; never another shard's."""
+    return sorted((e for e in envs if e.id not in others), key=lambda e: e.id != preferred)
 
 
 def install() -> None:
@@ -130,12 +130,11 @@ def install() -> None:
                                           provisioning_type) as env:
                 yield env
             return
-        # never another shard's environment: a shard without one of its own starts one
-        others = owners.others(version_manager_id, key)
+        # a shard without a free environment of its own starts one
         candidates = order_candidates(
             [e for e in list(self.environments[version_manager_id].values())
-             if e.initialization_type == provisioning_type and e.id not in others],
-            owners.preferred(version_manager_id, key), others)
+             if e.initialization_type == provisioning_type],
+            owners.preferred(version_manager_id, key), owners.others(version_manager_id, key))
         env = None
         for candidate in candidates:
             try:

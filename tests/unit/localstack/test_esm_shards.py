@@ -18,12 +18,15 @@ class Env:
     id: str
 
 
-def test_a_shard_gets_its_own_environment_first_and_others_last() -> None:
+def test_a_shard_gets_its_own_environment_first_and_never_another_shards() -> None:
     envs = [Env("b-owned"), Env("free-1"), Env("mine"), Env("free-2")]
     ordered = order_candidates(envs, preferred="mine", others={"b-owned"})
-    assert [e.id for e in ordered] == ["mine", "free-1", "free-2", "b-owned"]
-    # a shard seen for the first time takes a free one before another shard's
-    assert order_candidates(envs, None, {"b-owned", "mine"})[0].id == "free-1"
+    assert [e.id for e in ordered] == ["mine", "free-1", "free-2"]
+    # a shard seen for the first time takes a free one, never another shard's
+    assert [e.id for e in order_candidates(envs, None, {"b-owned", "mine"})] == [
+        "free-1", "free-2"]
+    # and with none free it gets none: the caller starts an environment for it
+    assert order_candidates([Env("b-owned")], None, {"b-owned"}) == []
 
 
 def test_owners_remember_the_last_environment_per_shard_and_version() -> None:
