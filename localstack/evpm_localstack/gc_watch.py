@@ -6,13 +6,13 @@ item is a dozen ``DynamoType``s and dicts), so once it held 150,000 predictions 
 took about 7 s, one every 45 s or so while the stream ran: the stream stopped for a sixth of the
 time (measured: ``gc_pause`` lines below, 4.7-7.6 s each).
 
-What: every ``FREEZE_INTERVAL_S`` a daemon thread moves every object the collector tracks into
-its permanent generation (``gc.freeze``), so a full pass only walks what was created since the
-last tick. Young collections are unchanged, and almost all garbage cycles die young (request
-objects, parsed bodies); a cycle that outlives a tick and becomes garbage later is not
-reclaimed - the trade CPython documents for ``gc.freeze`` (used by forking servers the same
-way). ``EVPM_GC_FREEZE_INTERVAL_SEC=0`` turns it off. Passes over ``SLOW_PASS_S`` are logged
-as JSON lines (``gc_pause``), so a stall is either a collection or something else.
+What: every ``EVPM_GC_FREEZE_INTERVAL_SEC`` seconds (default 5) a daemon thread moves every
+object the collector tracks into its permanent generation (``gc.freeze``), so a full pass only
+walks what was created since the last tick. Young collections are unchanged, and almost all
+garbage cycles die young (request objects, parsed bodies); a cycle that outlives a tick and
+becomes garbage later is not reclaimed - the trade CPython documents for ``gc.freeze`` (used by
+forking servers the same way); ``0`` turns it off. Passes over ``SLOW_PASS_S`` are logged as
+JSON lines (``gc_pause``), so a stall is either a collection or something else.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ Why: moto's ``BaseModel.__new__`` appends each new instance to a class-level lis
 DynamoDB ``Item`` (one per put, a new one on every overwrite) and a Kinesis ``Record`` (one
 per record put) that list is a leak: items overwritten or deleted, and records long trimmed,
 stay in memory for the life of the process, and every one of them is a container the cyclic
-garbage collector must walk again in each full pass. A few stream benchmarks took the emulator
-to 7 GB of memory. The table and the shards keep the live ones; nothing else needs the list.
+garbage collector must walk again in each full pass. The table and the shards keep the live
+ones; nothing else needs the list.
 """
 
 from __future__ import annotations
