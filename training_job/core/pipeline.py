@@ -319,9 +319,8 @@ def _fit_task(
     y = frame[dspec.rul_label].to_numpy(dtype=np.float64)
     if job.corrupt_labels:
         y = _permute_training(y, tr | va)
-    booster = fit_booster(
-        features[tr], y[tr], features[va], y[va], job.rul, {"objective": "regression"}
-    )
+    objective = {"objective": "regression"}
+    booster = fit_booster(features[tr], y[tr], features[va], y[va], job.rul, objective)
     # The interval is calibrated on the validation vehicles, which the booster never saw.
     interval: tuple[tuple[float, float, float], ...] = ()
     if va.any():
@@ -330,7 +329,13 @@ def _fit_task(
             dspec.rul_cap,
         )
         interval = fit_interval(held_out, y[va], level=RUL_INTERVAL_LEVEL)
-    return booster, float(y[tr].mean()), interval
+    stopped_at = booster.best_iteration
+    if job.rul.refit > 0 and va.any():
+        rounds = max(1, round(stopped_at * job.rul.refit))
+        both = tr | va
+        params = job.rul.model_copy(update={"rounds": rounds})
+        booster = fit_booster(features[both], y[both], None, None, params, objective)
+    return booster, float(y[tr].mean()), interval, stopped_at
 
 
 def _class_weights(y: np.ndarray, k: int, balance: float) -> np.ndarray | None:
@@ -402,7 +407,7 @@ def _finish(
             "best_iteration": booster.best_iteration,
         }
         return spec, booster.model_to_string(), {"params": params, "classes": list(classes)}
-    booster, train_mean, interval = fitted
+    booster, train_mean, interval, stopped_at = fitted
     spec = ModelSpec(
         name=name,
         task="rul",
@@ -418,7 +423,9 @@ def _finish(
         "objective": "regression",
         **job.rul.params,
         "rounds": job.rul.rounds,
-        "best_iteration": booster.best_iteration,
+        "best_iteration": stopped_at,
+        "refit": job.rul.refit,
+        "refit_rounds": booster.current_iteration() if job.rul.refit else 0,
     }
     return spec, booster.model_to_string(), {"params": params, "train_mean": train_mean}
 

@@ -13,6 +13,7 @@ from mlflow import MlflowClient
 from training_job.core.pipeline import run_training
 from training_job.core.split import split_units_time
 from training_job.io.datasets import DataSpecError
+from training_job.io.registry import load_bundle
 from training_job.jobs.base import BoosterParams, DataRef, FeatureParams, TrainJob
 
 from .conftest import SPECS
@@ -109,3 +110,24 @@ def test_early_stopping_validates_on_units_it_does_not_train_on() -> None:
     assert trained and checked and not trained & checked
     assert len(checked) == 2  # 20 % of the 8 units left after the test draw
     assert times[split.valid].max() < 75  # the training period, like the training rows
+
+
+def test_rul_refit_trains_on_validation_units_for_scaled_rounds(
+    fleet_file: Path, mlflow_uri: str
+) -> None:
+    # GIVEN a job whose RUL booster is refitted on training + validation units (1.5x rounds)
+    job = _job(fleet_file)
+    refit = job.rul.model_copy(update={"rounds": 40, "refit": 1.5})
+    job = job.model_copy(update={"rul": refit, "models": ("rul",)})
+    # WHEN it trains
+    out = run_training(job).models["rul"]
+    params = out["report"]["params"]
+    # THEN the served booster has round(1.5 x the early-stopped round count) trees, no early
+    # stopping of its own, and the interval is still calibrated (on the held-out units)
+    stopped = params["best_iteration"]
+    assert 0 < stopped <= 40
+    assert params["refit_rounds"] == max(1, round(stopped * 1.5))
+    bundle = load_bundle(out["model_uri"])
+    assert bundle.model.current_iteration() == params["refit_rounds"]
+    assert bundle.model.best_iteration <= 0  # every tree is served
+    assert bundle.spec.interval
