@@ -10,7 +10,8 @@ flight at a time.
 
 What:
 * ``poll_events`` polls every shard at once, one thread per shard, and returns when all are
-  done (the mapping worker's loop, its backoff and its shutdown stay as they are);
+  done (the mapping worker's loop, its backoff and its shutdown stay as they are); the
+  threads end when LocalStack closes the poller (mapping disabled or deleted);
 * a synchronous invocation made from a shard's thread goes to the execution environment that
   shard used last, never to one another shard uses, and starts one if none is free.
   The scorer keeps each vehicle's recent readings in memory (``functions/scorer/app.py``): a
@@ -78,6 +79,32 @@ def order_candidates(envs: list[Any], preferred: str | None, others: set[str]) -
     return sorted((e for e in envs if e.id not in others), key=lambda e: e.id != preferred)
 
 
+class ShardPool:
+    """A mapping's shard-polling threads: as many as it has shards, gone when it closes.
+
+    Why its own class: LocalStack closes a poller when its mapping is disabled or deleted;
+    without :meth:`close` each deleted mapping left its idle threads behind for the life of
+    the emulator."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._pool: ThreadPoolExecutor | None = None
+
+    def executor(self, shards: int) -> ThreadPoolExecutor:
+        """A pool with at least ``shards`` threads (a wider one replaces a narrower one)."""
+        if self._pool is None or self._pool._max_workers < shards:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)  # idle: every batch was awaited
+            self._pool = ThreadPoolExecutor(shards, thread_name_prefix=self._name)
+        return self._pool
+
+    def close(self) -> None:
+        """Let the threads end once idle; a later :meth:`executor` call starts a new pool."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+
 def install() -> None:
     """Patch LocalStack's Kinesis poller and Lambda assignment service (idempotent)."""
     from localstack.services.lambda_.event_source_mapping.event_processor import (
@@ -95,6 +122,7 @@ def install() -> None:
     if getattr(KinesisPoller, "_evpm_parallel_shards", False):
         return
     original_poll_events = KinesisPoller.poll_events
+    original_close = KinesisPoller.close
     original_get_environment = AssignmentService.get_environment
     owners = EnvironmentOwners()
 
@@ -112,10 +140,11 @@ def install() -> None:
             return
         for shard_id in self.shard_batcher.keys() - self.shards.keys():
             self.shard_batcher.pop(shard_id, None)
-        pool = getattr(self, "_evpm_shard_pool", None)
-        if pool is None or pool._max_workers < len(self.shards):
-            pool = self._evpm_shard_pool = ThreadPoolExecutor(
-                len(self.shards), thread_name_prefix=f"esm-shards-{(self.esm_uuid or '')[:8]}")
+        shard_pool = getattr(self, "_evpm_shard_pool", None)
+        if shard_pool is None:
+            shard_pool = self._evpm_shard_pool = ShardPool(
+                f"esm-shards-{(self.esm_uuid or '')[:8]}")
+        pool = shard_pool.executor(len(self.shards))
         futures = [pool.submit(poll_shard, self, shard_id, iterator)
                    for shard_id, iterator in list(self.shards.items())]
         for future in futures:
@@ -161,6 +190,14 @@ def install() -> None:
             self.stop_environment(env)
             raise
 
+    def close(self: Any) -> None:
+        # the mapping's worker calls this after its polling loop has ended (disable, delete)
+        original_close(self)
+        shard_pool = getattr(self, "_evpm_shard_pool", None)
+        if shard_pool is not None:
+            shard_pool.close()
+
     KinesisPoller.poll_events = poll_events
+    KinesisPoller.close = close
     AssignmentService.get_environment = get_environment
     KinesisPoller._evpm_parallel_shards = True

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from evpm_localstack.esm_shards import (
     EnvironmentOwners,
+    ShardPool,
     current_affinity,
     order_candidates,
     shard_affinity,
@@ -59,3 +60,20 @@ def test_affinity_is_per_thread_and_restored_after_the_block() -> None:
             assert current_affinity() == ("esm", "shard-1")
         assert current_affinity() == ("esm", "shard-0")
     assert current_affinity() is None and seen["other"] is None
+
+
+def test_a_closed_mapping_leaves_no_polling_thread_behind() -> None:
+    def polling() -> set[str]:
+        return {t.name for t in threading.enumerate() if t.name.startswith("esm-shards-test")}
+
+    pool = ShardPool("esm-shards-test")
+    first = pool.executor(2)
+    assert [f.result() for f in [first.submit(lambda: 1), first.submit(lambda: 2)]] == [1, 2]
+    assert pool.executor(2) is first  # the same threads poll again
+    wider = pool.executor(3)  # a resharded stream: more threads, the narrow pool let go
+    assert wider is not first and wider.submit(lambda: 3).result() == 3
+    assert polling()
+    pool.close()
+    assert not polling()
+    assert pool.executor(1).submit(lambda: 4).result() == 4  # re-enabled: polls again
+    pool.close()
