@@ -1,5 +1,6 @@
 """State survives ``evpm-emulator stop`` + ``start``: S3, DynamoDB, SSM, SQS, Kinesis, IAM,
-Logs, SNS, CloudFormation (a redeploy is an update, not a conflict)."""
+Logs, SNS, CloudFormation (a redeploy is an update, not a conflict), Step Functions (state
+machines, finished executions with their history; a running one comes back ABORTED)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,14 @@ from tests.integration.emulator.conftest import Emulator
 pytestmark = pytest.mark.integration
 
 BIG = b"x" * (3 * 1024 * 1024)  # larger than the in-memory spool: exercises rolled-over files
+# a service call and execution logging (as the lifecycle's): a finished execution's worker
+# and logging session hold boto clients, which do not pickle
+PASS = json.dumps({"StartAt": "Call", "States": {
+    "Call": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:ssm:getParameter",
+             "Parameters": {"Name": "/evpm/pin"}, "ResultPath": "$.pin", "Next": "P"},
+    "P": {"Type": "Pass", "Result": {"ok": 1}, "End": True}}})
+WAIT = json.dumps({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 3600,
+                                                   "End": True}}})
 TEMPLATE = json.dumps({"Resources": {"Param": {"Type": "AWS::SSM::Parameter", "Properties": {
     "Name": "/evpm/cfn", "Type": "String", "Value": "from-cfn"}}}})
 
@@ -51,6 +60,25 @@ def test_state_survives_restart(emulator: Emulator) -> None:
             break
         time.sleep(0.5)
 
+    sfn = emulator.client("stepfunctions")
+    role = "arn:aws:iam::000000000000:role/persist-role"
+    group = logs.describe_log_groups(logGroupNamePrefix="/evpm/persist")["logGroups"][0]["arn"]
+    logging = {"level": "ALL", "includeExecutionData": True,
+               "destinations": [{"cloudWatchLogsLogGroup": {"logGroupArn": group}}]}
+    quick = sfn.create_state_machine(name="persist-pass", roleArn=role, definition=PASS,
+                                     loggingConfiguration=logging)["stateMachineArn"]
+    slow = sfn.create_state_machine(name="persist-wait", roleArn=role, definition=WAIT)[
+        "stateMachineArn"]
+    done = sfn.start_execution(stateMachineArn=quick, name="done", input='{"a": 1}')[
+        "executionArn"]
+    for _ in range(100):
+        if sfn.describe_execution(executionArn=done)["status"] != "RUNNING":
+            break
+        time.sleep(0.1)
+    assert sfn.describe_execution(executionArn=done)["status"] == "SUCCEEDED"
+    history = [e["type"] for e in sfn.get_execution_history(executionArn=done)["events"]]
+    running = sfn.start_execution(stateMachineArn=slow, name="waiting")["executionArn"]
+
     t0 = time.perf_counter()
     stopped = emulator.stop()
     stop_seconds = time.perf_counter() - t0
@@ -59,7 +87,7 @@ def test_state_survives_restart(emulator: Emulator) -> None:
     saved = manifest["last_save"]
     assert saved["reason"] == "shutdown"
     for service in ("s3", "dynamodb", "ssm", "sqs", "kinesis", "iam", "logs", "sns",
-                    "cloudformation"):
+                    "cloudformation", "stepfunctions"):
         assert saved["services"][service]["status"] == "saved", (service, saved)
 
     t0 = time.perf_counter()
@@ -106,6 +134,24 @@ def test_state_survives_restart(emulator: Emulator) -> None:
         "CREATE_COMPLETE"
     with pytest.raises(cfn.exceptions.AlreadyExistsException):
         cfn.create_stack(StackName="persist-stack", TemplateBody=TEMPLATE)
+    # Step Functions: the finished execution with its output and history, the running one
+    # aborted (a new process cannot resume it), and the machines run new executions
+    sfn = emulator.client("stepfunctions")
+    described = sfn.describe_execution(executionArn=done)
+    assert described["status"] == "SUCCEEDED" and json.loads(described["output"]) == {"ok": 1}
+    assert [e["type"] for e in sfn.get_execution_history(executionArn=done)["events"]] == \
+        history
+    assert "ExecutionSucceeded" in history
+    aborted = sfn.describe_execution(executionArn=running)
+    assert aborted["status"] == "ABORTED" and "restarted" in aborted.get("cause", "")
+    listed = sfn.list_executions(stateMachineArn=quick)["executions"]
+    assert [e["executionArn"] for e in listed] == [done]
+    again = sfn.start_execution(stateMachineArn=quick, name="after-restart")["executionArn"]
+    for _ in range(100):
+        if sfn.describe_execution(executionArn=again)["status"] != "RUNNING":
+            break
+        time.sleep(0.1)
+    assert sfn.describe_execution(executionArn=again)["status"] == "SUCCEEDED"
 
 
 def test_start_and_stop_are_idempotent(emulator: Emulator) -> None:
