@@ -23,7 +23,9 @@ JSON line and written to ``<state>/snapshots/manifest.json``.
 Env: ``EVPM_STATE_DIR`` (unset → persistence off), ``EVPM_PERSISTENCE=0`` (off),
 ``EVPM_SNAPSHOT_INTERVAL_SEC`` (0 → only on shutdown; stretched so that saving takes at most
 ``EVPM_SNAPSHOT_MAX_SHARE`` of the time, default 0.1), ``EVPM_PERSIST_SERVICES``
-(comma list; default: every running service).
+(comma list; default: every running service), ``EVPM_FAULT_INJECT=load`` (the load fails
+before any snapshot is read, as a plugin error would: the tests' proof that such a run never
+saves over the snapshots).
 """
 
 from __future__ import annotations
@@ -514,6 +516,8 @@ def load_on_ready() -> None:
         # Before the Lambda provider restores mappings, so they resume from their checkpoints.
         esm_checkpoints.install(root)
         try:
+            if os.environ.get("EVPM_FAULT_INJECT") == "load":  # the persistence test's switch
+                raise RuntimeError("fault injected (EVPM_FAULT_INJECT=load): no snapshot read")
             section = load_all()
             _loaded.set()
         except Exception:

@@ -154,6 +154,33 @@ def test_state_survives_restart(emulator: Emulator) -> None:
     assert sfn.describe_execution(executionArn=again)["status"] == "SUCCEEDED"
 
 
+def test_a_run_that_never_loaded_the_snapshots_does_not_save_over_them(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emulator.client("ssm").put_parameter(Name="/evpm/kept", Value="v1", Type="String",
+                                         Overwrite=True)
+    emulator.stop()
+    saved = (emulator.state_dir / "snapshots" / "ssm")
+    before = {p.name: p.read_bytes() for p in saved.iterdir() if p.is_file()}
+    assert before
+    # GIVEN a start whose load fails before any snapshot is read (as a plugin error did)
+    monkeypatch.setenv("EVPM_FAULT_INJECT", "load")
+    emulator.start()
+    ssm = emulator.client("ssm")
+    with pytest.raises(ssm.exceptions.ParameterNotFound):
+        ssm.get_parameter(Name="/evpm/kept")  # this run holds an empty cloud
+    # WHEN it stops (the shutdown save runs)
+    emulator.stop()
+    # THEN the snapshots are untouched, and the next good start has the state back
+    manifest = json.loads((emulator.state_dir / "snapshots" / "manifest.json").read_text())
+    assert manifest["last_save"]["reason"] == "shutdown"  # still the save of the good run
+    assert {p.name: p.read_bytes() for p in saved.iterdir() if p.is_file()} == before
+    monkeypatch.delenv("EVPM_FAULT_INJECT")
+    emulator.start()
+    assert emulator.client("ssm").get_parameter(Name="/evpm/kept")["Parameter"]["Value"] == \
+        "v1"
+
+
 def test_start_and_stop_are_idempotent(emulator: Emulator) -> None:
     first = emulator.status()
     again = emulator.start()  # already running: exit 0, same pid
