@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evpm.models import _ROW_BY_ROW, AnomalyDetector, ModelBundle, _median_last
+from evpm.models import _ROW_BY_ROW, AnomalyDetector, ModelBundle, _median_last, rul_hours
 from tests.unit.serving_models import bundles
 
 
@@ -78,3 +78,9 @@ def test_deviations_equal_the_lag_by_lag_formula_bit_for_bit(lags: int) -> None:
     # THEN all lags at once give the same numbers
     assert np.array_equal(AnomalyDetector.deviations(x, lags), expected, equal_nan=True)
     assert AnomalyDetector.deviations(x, 0) is x  # no lags: the input as it is
+
+
+def test_rul_hours_are_never_negative_with_or_without_a_cap() -> None:
+    raw = np.array([-3.5, 0.0, 12.0, 900.0])
+    assert rul_hours(raw, 720.0).tolist() == [0.0, 0.0, 12.0, 720.0]
+    assert rul_hours(raw, None).tolist() == [0.0, 0.0, 12.0, 900.0]  # uncapped: only the floor

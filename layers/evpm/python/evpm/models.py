@@ -32,12 +32,14 @@ _ROW_BY_ROW = 8
 
 
 def rul_hours(raw: np.ndarray, cap: float | None) -> np.ndarray:
-    """A regressor's RUL output held inside ``[0, cap]`` (no cap: as it is).
+    """A regressor's RUL output held inside ``[0, cap]`` (no cap: at least 0).
 
     Trees can stray a little past the labels' range; the served hours and the held-out
     predictions the interval is calibrated on must be the same numbers, so both come here.
+    Predictions are built without validation (the scorer's hot path), so nothing else would
+    stop an uncapped model's negative hours from reaching a ``ge=0`` field.
     """
-    return raw if cap is None else np.clip(raw, 0.0, cap)
+    return np.maximum(raw, 0.0) if cap is None else np.clip(raw, 0.0, cap)
 
 
 class ModelSpec(BaseModel):
