@@ -365,41 +365,11 @@ def connect() -> dict[str, Any] | None:
     }
 
 
-def _descendants(root: int) -> set[int]:
-    """PIDs below ``root`` (from /proc: workers lead their own session, parent is kept)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(parent, []).append(int(entry.name))
-    found, todo = set(), [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
-
-
 def scorer_workers(system: dict) -> list[int]:
     """PIDs of *this* emulator's Lambda worker processes that run the scorer function."""
-    found = []
-    for pid in sorted(_descendants(system["emulator_pid"])):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            if not any(b"evpm_lambda_bootstrap" in part for part in cmdline):
-                continue
-            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if f"AWS_LAMBDA_FUNCTION_NAME={system['function']}".encode() in environ:
-            found.append(pid)
-    return found
+    from evpm_cli.workers import lambda_workers
+
+    return lambda_workers(system["emulator_pid"], system["function"])
 
 
 def drain_dlq(system: dict, prefix: str, seen: dict[str, list[dict]], batch_failures: list,

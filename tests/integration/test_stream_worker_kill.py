@@ -16,46 +16,18 @@ import os
 import signal
 import time
 import uuid
-from pathlib import Path
 
 from evpm_cli import stream, telemetry_gen
+from evpm_cli.workers import lambda_workers
 from tests.integration.conftest import System, read_status
 
 TOTAL, MALFORMED, VEHICLES = 6000, 12, 30
 SCORER = "evpm-scorer"
 
 
-def _descendants(root: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            children.setdefault(parent, []).append(int(entry.name))
-    found, todo = set(), [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
-
-
 def scorer_workers(emulator_pid: int) -> list[int]:
     """This emulator's worker processes that run the scorer."""
-    pids = []
-    for pid in _descendants(emulator_pid):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if (b"evpm_lambda_bootstrap" in cmdline
-                and f"AWS_LAMBDA_FUNCTION_NAME={SCORER}".encode() in environ):
-            pids.append(pid)
-    return pids
+    return lambda_workers(emulator_pid, SCORER)
 
 
 def _items(system: System, prefix: str) -> list[tuple[str, str]]:
