@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -39,6 +41,13 @@ def _reference(
     return out
 
 
+def _collect(got: dict[str, list[np.ndarray]], out: Any) -> None:
+    """Append one call's outputs to ``got``, keyed like :func:`_reference`."""
+    got["ev-anomaly"].append(out.anomaly_score)
+    got["ev-classifier"].append(out.failure_proba)
+    got["ev-rul"].append(out.rul_hours)
+
+
 def test_streamed_batches_with_history_equal_whole_series_bit_for_bit(served: ServedModels) -> None:
     ids, times, values = readings()
     reference = _reference(served, ids, times, values)
@@ -50,9 +59,7 @@ def test_streamed_batches_with_history_equal_whole_series_bit_for_bit(served: Se
     for chunk in np.array_split(order, 9):
         chunk = rng.permutation(chunk)  # within a batch, any order
         out = score_models(served, [ids[i] for i in chunk], times[chunk], values[chunk], history)
-        got["ev-anomaly"].append(out.anomaly_score)
-        got["ev-classifier"].append(out.failure_proba)
-        got["ev-rul"].append(out.rul_hours)
+        _collect(got, out)
         index.append(chunk)
     idx = np.concatenate(index)
     for name, parts in got.items():
@@ -69,9 +76,7 @@ def test_one_reading_at_a_time_equals_whole_series_bit_for_bit(served: ServedMod
     got: dict[str, list[np.ndarray]] = {"ev-anomaly": [], "ev-classifier": [], "ev-rul": []}
     for i in order:
         out = score_models(served, [ids[i]], times[i : i + 1], values[i : i + 1], history)
-        got["ev-anomaly"].append(out.anomaly_score)
-        got["ev-classifier"].append(out.failure_proba)
-        got["ev-rul"].append(out.rul_hours)
+        _collect(got, out)
     # THEN the boosters' outputs are the whole-series computation's, bit for bit; the
     # detector's matrix products may round differently for one row than for many (BLAS takes
     # another kernel), as they always have: equal to the last digits
