@@ -21,10 +21,12 @@ running when saved cannot be resumed by a new process: it comes back ``ABORTED``
 
 from __future__ import annotations
 
+import datetime
 import threading
 from collections import defaultdict
 from typing import Any
 
+from localstack.aws.api.stepfunctions import ExecutionStatus
 from localstack.state.pickle import add_dispatch_entry, reducer
 
 _installed = False
@@ -74,10 +76,6 @@ def _reduce_execution(obj: Any) -> tuple[Any, ...]:
 
 
 def _restore_execution(cls: type, state: dict[str, Any], events: list[Any]) -> Any:
-    import datetime
-
-    from localstack.aws.api.stepfunctions import ExecutionStatus
-
     obj = cls.__new__(cls)
     obj.__dict__.update(state)
     obj.exec_worker = FrozenWorker(events)
@@ -120,8 +118,5 @@ def install() -> None:
     reducer(ParameterDict, restore=_restore_defaultdict_subclass)(_reduce_defaultdict_subclass)
     from localstack.services.stepfunctions.backend.execution import Execution
 
-    def _save_execution(pickler: Any, obj: Any) -> None:
-        pickler.save_reduce(_restore_execution, _reduce_execution(obj), obj=obj)
-
-    add_dispatch_entry(Execution, _save_execution, subclasses=True)
+    reducer(Execution, restore=_restore_execution, subclasses=True)(_reduce_execution)
     _installed = True
