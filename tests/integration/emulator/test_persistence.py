@@ -27,6 +27,16 @@ TEMPLATE = json.dumps({"Resources": {"Param": {"Type": "AWS::SSM::Parameter", "P
     "Name": "/evpm/cfn", "Type": "String", "Value": "from-cfn"}}}})
 
 
+def _finished(sfn: object, arn: str, timeout: float = 10.0) -> str:
+    """The execution's status once it is no longer RUNNING (or RUNNING after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = sfn.describe_execution(executionArn=arn)["status"]  # type: ignore[attr-defined]
+        if status != "RUNNING" or time.monotonic() > deadline:
+            return status
+        time.sleep(0.1)
+
+
 def test_state_survives_restart(emulator: Emulator) -> None:
     s3, ddb, ssm = emulator.client("s3"), emulator.client("dynamodb"), emulator.client("ssm")
     sqs, kinesis = emulator.client("sqs"), emulator.client("kinesis")
@@ -71,11 +81,7 @@ def test_state_survives_restart(emulator: Emulator) -> None:
         "stateMachineArn"]
     done = sfn.start_execution(stateMachineArn=quick, name="done", input='{"a": 1}')[
         "executionArn"]
-    for _ in range(100):
-        if sfn.describe_execution(executionArn=done)["status"] != "RUNNING":
-            break
-        time.sleep(0.1)
-    assert sfn.describe_execution(executionArn=done)["status"] == "SUCCEEDED"
+    assert _finished(sfn, done) == "SUCCEEDED"
     history = [e["type"] for e in sfn.get_execution_history(executionArn=done)["events"]]
     running = sfn.start_execution(stateMachineArn=slow, name="waiting")["executionArn"]
 
@@ -147,11 +153,7 @@ def test_state_survives_restart(emulator: Emulator) -> None:
     listed = sfn.list_executions(stateMachineArn=quick)["executions"]
     assert [e["executionArn"] for e in listed] == [done]
     again = sfn.start_execution(stateMachineArn=quick, name="after-restart")["executionArn"]
-    for _ in range(100):
-        if sfn.describe_execution(executionArn=again)["status"] != "RUNNING":
-            break
-        time.sleep(0.1)
-    assert sfn.describe_execution(executionArn=again)["status"] == "SUCCEEDED"
+    assert _finished(sfn, again) == "SUCCEEDED"
 
 
 def test_a_run_that_never_loaded_the_snapshots_does_not_save_over_them(
