@@ -329,13 +329,13 @@ def _fit_task(
             dspec.rul_cap,
         )
         interval = fit_interval(held_out, y[va], level=RUL_INTERVAL_LEVEL)
-    stopped_at = booster.best_iteration
+    rounds = {"best_iteration": booster.best_iteration, "refit_rounds": 0}
     if job.rul.refit > 0 and va.any():
-        rounds = max(1, round(stopped_at * job.rul.refit))
+        rounds["refit_rounds"] = max(1, round(booster.best_iteration * job.rul.refit))
         both = tr | va
-        params = job.rul.model_copy(update={"rounds": rounds})
+        params = job.rul.model_copy(update={"rounds": rounds["refit_rounds"]})
         booster = fit_booster(features[both], y[both], None, None, params, objective)
-    return booster, float(y[tr].mean()), interval, stopped_at
+    return booster, float(y[tr].mean()), interval, rounds
 
 
 def _class_weights(y: np.ndarray, k: int, balance: float) -> np.ndarray | None:
@@ -407,7 +407,7 @@ def _finish(
             "best_iteration": booster.best_iteration,
         }
         return spec, booster.model_to_string(), {"params": params, "classes": list(classes)}
-    booster, train_mean, interval, stopped_at = fitted
+    booster, train_mean, interval, rounds = fitted
     spec = ModelSpec(
         name=name,
         task="rul",
@@ -423,9 +423,8 @@ def _finish(
         "objective": "regression",
         **job.rul.params,
         "rounds": job.rul.rounds,
-        "best_iteration": stopped_at,
+        **rounds,  # best_iteration (early stopping) and refit_rounds (0: not refitted)
         "refit": job.rul.refit,
-        "refit_rounds": booster.current_iteration() if job.rul.refit else 0,
     }
     return spec, booster.model_to_string(), {"params": params, "train_mean": train_mean}
 
