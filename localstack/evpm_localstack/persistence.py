@@ -55,6 +55,7 @@ from evpm_localstack import (
     esm_shards,
     gc_watch,
     pickling,
+    sfn_callbacks,
     shard_index,
 )
 from evpm_localstack import snapshot_files as sf
@@ -512,6 +513,7 @@ def load_on_ready() -> None:
     esm_pacing.install()
     esm_shards.install()
     gc_watch.install()
+    sfn_callbacks.install()
     if root is not None:
         # Before the Lambda provider restores mappings, so they resume from their checkpoints.
         esm_checkpoints.install(root)

@@ -3,7 +3,9 @@
 The definition file runs as deployed (placeholders filled as CloudFormation fills them). Its
 Lambda tasks run the real ``functions/lifecycle`` handler in this process against moto's SSM
 and S3 and an in-memory registry; the Train task's message is answered by a stand-in for the
-training worker that reads the task token from moto's SQS, as the real worker does.
+training worker that reads the task token from moto's SQS, as the real worker does. moto's
+interpreter is LocalStack's, copied, and gets the emulator's fix for answers that come before
+the task's heartbeat is set up (``evpm_localstack.sfn_callbacks``).
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ import boto3
 import pytest
 from moto import mock_aws
 from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint
 
 from evpm.pins import PINS_PARAMETER, parse_pins
+from evpm_localstack.sfn_callbacks import take_early_answers
 from infra.config import REPO_ROOT
 from tests.unit.conftest import FakeLambdaContext, load_function
 from tests.unit.registry_fake import FakeRegistry
@@ -96,6 +100,8 @@ class World:
         )
         self.serving_lag = 0  # canary calls that still answer with the old pins
         self.canary_calls = 0
+        self.answer_gap = 0.0  # seconds the Train task waits between its message and heartbeat
+        self.early_answers = 0  # answers that came in that gap
         self.sfn = boto3.client("stepfunctions", region_name=REGION)
         self.sqs = boto3.client("sqs", region_name=REGION)
         self.ssm = boto3.client("ssm", region_name=REGION)
@@ -135,6 +141,17 @@ class World:
             return world.invoke(function_name, json.loads(body or "{}"), response_headers)
 
         monkeypatch.setattr(LambdaSimpleBackend, "invoke", invoke)
+        setup_heartbeat = CallbackEndpoint.setup_heartbeat_endpoint
+
+        def setup_after_gap(endpoint: CallbackEndpoint, heartbeat_seconds: int) -> Any:
+            time.sleep(world.answer_gap)
+            world.early_answers += endpoint.get_outcome() is not None
+            return setup_heartbeat(endpoint, heartbeat_seconds)
+
+        # both restored after the test, so moto's class is left as it was
+        monkeypatch.setattr(CallbackEndpoint, "setup_heartbeat_endpoint", setup_after_gap)
+        monkeypatch.setattr(CallbackEndpoint, "_evpm_takes_early_answers", False, raising=False)
+        take_early_answers(CallbackEndpoint)
         self.arn = self.sfn.create_state_machine(
             name="evpm-model-lifecycle",
             definition=definition(self.queue_url),
@@ -191,7 +208,7 @@ class World:
                     )
             time.sleep(0.02)
 
-    def run(self, payload: dict[str, Any]) -> dict[str, Any]:
+    def run(self, payload: dict[str, Any], timeout: float = 180) -> dict[str, Any]:
         stop = threading.Event()
         thread = threading.Thread(target=self.worker, args=(stop,), daemon=True)
         thread.start()
@@ -200,7 +217,7 @@ class World:
                 stateMachineArn=self.arn, name=uuid.uuid4().hex, input=json.dumps(payload)
             )["executionArn"]
             # generous: moto runs every state in threads, slow on a busy 2-core machine
-            deadline = time.monotonic() + 180
+            deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 result = self.sfn.describe_execution(executionArn=arn)
                 if result["status"] != "RUNNING":
@@ -210,7 +227,8 @@ class World:
         finally:
             stop.set()
             thread.join()
-        raise AssertionError("execution did not finish")
+        states = self.visited(arn)
+        raise AssertionError(f"execution did not finish in {timeout} s; states: {states}")
 
     def visited(self, arn: str) -> list[str]:
         events = self.sfn.get_execution_history(executionArn=arn)["events"]
@@ -248,6 +266,17 @@ def test_first_run_registers_promotes_and_pins_version_1(world: World) -> None:
     assert tags["gate_passed"] == "true" and "vs_champion" in tags["gate_report"]
     key = output["gate"]["report_uri"].split("/", 3)[3]
     assert json.loads(world.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())["passed"] is True
+
+
+def test_an_answer_that_comes_before_the_heartbeat_is_set_up_is_taken(world: World) -> None:
+    """The stand-in worker answers while the Train task sits between sending its message and
+    setting up its heartbeat. Without the fix the task waited out ``HeartbeatSeconds`` (300 s)
+    and failed with ``States.HeartbeatTimeout``; CI once hit this gap on a busy machine."""
+    world.answer_gap = 1.0  # the worker polls every 20 ms: its answer lands in the gap
+    result = world.run({"trigger": "manual", "models": ["rul"]}, timeout=60)
+    assert world.early_answers == 1
+    assert result["status"] == "SUCCEEDED", result.get("cause")
+    assert world.pins() == {"ev-rul": 1}
 
 
 def test_better_challenger_is_promoted_and_the_old_champion_becomes_previous(world: World) -> None:
