@@ -104,7 +104,8 @@ def importance(name: str, bundle: ModelBundle, top: int | None = None) -> dict[s
         comps = bundle.model.components
         raw = np.zeros(len(names))
         # diag(I - PᵀP); with lags, the detector's columns are the first block's (the readings)
-        raw[: comps.shape[1]] = 1.0 - np.sum(comps * comps, axis=0)
+        # clipped: a feature the subspace explains fully gives -1e-16, not a negative share
+        raw[: comps.shape[1]] = np.clip(1.0 - np.sum(comps * comps, axis=0), 0.0, None)
     else:
         raw = np.asarray(bundle.model.feature_importance(importance_type="gain"), dtype=np.float64)
     total = float(raw.sum()) or 1.0

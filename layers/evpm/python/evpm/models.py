@@ -124,6 +124,10 @@ class AnomalyDetector:
     ) -> AnomalyDetector:
         """Fit on (mostly normal) rows; keep the components that explain ``variance``.
 
+        At most ``d - 1`` of the ``d`` components are kept: a subspace spanning every feature
+        explains every row, so each score would be rounding noise and nothing could be flagged
+        (independent signals reach ``variance`` only with all of them).
+
         Scale: the IQR (``lags == 0``), or for deviations (heavy-tailed, mostly near 0) their
         99th percentile of absolute value over 2.576, so each signal's normal extremes are
         comparable and no signal that rests at 0 (parked) blows up.
@@ -144,7 +148,7 @@ class AnomalyDetector:
         z = z - z.mean(axis=0)
         _, sing, vt = np.linalg.svd(z, full_matrices=False)
         share = np.cumsum(sing**2) / np.sum(sing**2)
-        k = int(np.searchsorted(share, variance) + 1)
+        k = min(int(np.searchsorted(share, variance) + 1), z.shape[1] - 1)
         return cls(center=center, scale=scale, components=vt[:k].copy(), lags=lags)
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
