@@ -126,18 +126,30 @@ def ensure_fleet(s3: Any, raw_bucket: str, fleet: FleetData) -> str:
     return uri
 
 
-def measure(bundle: ModelBundle, sample_values: np.ndarray, repeats: int = 200) -> dict[str, Any]:
-    """p99 latency of one vehicle's prediction (features of its newest reading from its held
-    history, then the model) and canary outputs on the reference sample."""
+def measure(
+    bundle: ModelBundle, sample_values: np.ndarray, repeats: int = 200, *, warmup: int = 5
+) -> dict[str, Any]:
+    """p99 (and p50) latency of one vehicle's prediction (features of its newest reading from
+    its held history, then the model) and canary outputs on the reference sample.
+
+    Timed in this thread's CPU time, not wall-clock time: the gate's budget is on the p99, and
+    on a shared host the wall-clock tail is the host's, not the model's. A process preempted
+    for one time slice adds ~10 ms to whichever call it hits; with two busy processes on a
+    2-core machine test models of p50 0.1 ms showed a wall-clock p99 of 12-18 ms in every
+    round. The prediction is single-threaded (``num_threads=1``), so the thread's CPU time is
+    all the work it does, garbage collection included. The first ``warmup`` calls are not
+    timed: a first call's one-off setup is a cold start, which ``make bench`` measures.
+    """
     units = np.zeros(len(sample_values), dtype=np.int64)
     spec = bundle.spec
     last = np.array([len(sample_values) - 1])
     timings = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+    for i in range(warmup + repeats):
+        t0 = time.thread_time()
         x = compute(sample_values, units, spec.features, rows=last)[:, bundle._columns]
         bundle.predict_matrix(x)
-        timings.append((time.perf_counter() - t0) * 1000)
+        if i >= warmup:
+            timings.append((time.thread_time() - t0) * 1000)
     pred = bundle.predict_matrix(compute(sample_values, units, spec.features)[:, bundle._columns])
     value = np.asarray(pred.value, dtype=np.float64)
     canary: dict[str, Any] = {
