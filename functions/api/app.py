@@ -43,11 +43,13 @@ from schemas import (
     BatchResponse,
     ExplainResponse,
     HealthResponse,
+    HistoryUsed,
     ImportanceResponse,
     MessageBody,
     ModelsResponse,
     MoveResponse,
     PredictionPage,
+    PredictResponse,
 )
 from starlette.types import ASGIApp, Receive, Scope, Send
 from stores import DynamoLabelWriter, DynamoPredictionReader, LabelWriter, PredictionReader
@@ -57,14 +59,15 @@ from evpm.explain import explain_latest, importance
 from evpm.labels import Feedback, Label
 from evpm.mlflow_rest import MlflowError, MlflowRegistry
 from evpm.pagination import InvalidCursorError, decode_cursor, encode_cursor
+from evpm.past_readings import PastReadings, PastUsed
 from evpm.pins import PinError
-from evpm.predictions import Prediction
 from evpm.scoring import score_records
-from evpm.serving import PinnedModels, ServedModels
+from evpm.serving import History, PinnedModels, ServedModels
 from evpm.settings import ApiSettings
 from evpm.telemetry import VEHICLE_ID_PATTERN, TelemetryRecord, to_matrix
 from evpm_aws.model_admin import ModelAdmin, SsmPinStore, UnknownVersionError
 from evpm_aws.model_store import mlflow_uri
+from evpm_aws.past_readings import DynamoPastReadings
 from evpm_aws.serving import CANARY_KEY, answer_canary, pinned_models, served_now
 
 settings = ApiSettings()  # validated at cold start: a missing variable fails loudly
@@ -171,6 +174,7 @@ def create_app(
     labels: LabelWriter | None = None,
     pinned: PinnedModels | None = None,
     admin: ModelAdmin | None = None,
+    past: PastReadings | None = None,
 ) -> FastAPI:
     """Build the app: routes only parse, check the role, call the domain, and shape the reply.
 
@@ -190,6 +194,7 @@ def create_app(
     api.state.roles = roles or ApiKeyTagResolver(ttl_seconds=settings.ROLE_CACHE_SECONDS)
     api.state.predictions = predictions or DynamoPredictionReader(settings.PREDICTIONS_TABLE)
     api.state.labels = labels or DynamoLabelWriter(settings.LABELS_TABLE)
+    api.state.past = past or DynamoPastReadings(settings.PREDICTIONS_TABLE)
     api.state.pinned = pinned  # None: this container's pinned models, built on first use
     api.state.admin = admin
     api.add_middleware(StageRootPath)
@@ -209,26 +214,38 @@ def create_app(
         )
 
     @api.post("/predict", tags=["predictions"], **protected("predict"))
-    def predict(request: Request, record: TelemetryRecord) -> Prediction:
+    def predict(request: Request, record: TelemetryRecord) -> PredictResponse:
         """Score one reading with the pinned models (not stored: the stream path stores).
 
-        A single reading has no history, so its rolling features are those of a vehicle's
-        first reading; send the vehicle's recent readings with ``/predict/batch`` for
-        history-aware features.
+        Its rolling features use the vehicle's stored readings before it, as the stream
+        scorer does, so the answer equals the stream's prediction for the same reading;
+        ``history`` says which stored readings were used (none for a new vehicle).
         """
-        return score_records([record], models=_served(request))[0]
+        served = _served(request)
+        history = _history(request, served)
+        prediction = score_records([record], models=served, history=history)[0]
+        used = history.last_used.get(record.vehicle_id) if served.bundles else None
+        return PredictResponse.model_validate(
+            {**dict(prediction), "history": _used(used) if served.bundles else None}
+        )
 
     @api.post("/predict/batch", tags=["predictions"], **protected("predict"))
     def predict_batch(request: Request, body: BatchRequest) -> BatchResponse:
         """Score up to MAX_BATCH readings in one call.
 
-        Readings of the same vehicle are each other's history: every reading's rolling
-        features use that vehicle's earlier readings in the batch (never later ones).
+        A vehicle's history is its stored readings before its earliest reading in the batch,
+        then its earlier readings in the batch (never later ones); ``history`` lists the
+        stored readings used per vehicle.
         """
         served = _served(request)
-        scored = score_records(body.records, models=served)
+        history = _history(request, served)
+        scored = score_records(body.records, models=served, history=history)
         versions = scored[0].model_versions if scored else MODEL_VERSIONS | served.version_labels()
-        return BatchResponse(predictions=scored, model_versions=versions)
+        return BatchResponse(
+            predictions=scored,
+            model_versions=versions,
+            history={vid: _used(u) for vid, u in history.last_used.items()},
+        )
 
     bad_cursor = {
         400: {
@@ -293,7 +310,11 @@ def create_app(
             raise HTTPException(status_code=409, detail="no model is pinned: nothing to explain")
         times = np.array([r.timestamp.timestamp() for r in body.records])
         explained = explain_latest(
-            served, [r.vehicle_id for r in body.records], times, to_matrix(body.records)
+            served,
+            [r.vehicle_id for r in body.records],
+            times,
+            to_matrix(body.records),
+            source=request.app.state.past,
         )
         latest = body.records[int(np.argmax(times))]
         return ExplainResponse(
@@ -394,6 +415,18 @@ def _pinned(request: Request) -> PinnedModels:
 
 def _served(request: Request) -> ServedModels:
     return served_now(_pinned(request), logger)
+
+
+def _history(request: Request, served: ServedModels) -> History:
+    """A request's own history, filled from the vehicles' stored readings (not kept: the
+    stored readings are the truth, and another container may have stored more since)."""
+    return History(served.depth, source=request.app.state.past)
+
+
+def _used(used: PastUsed | None) -> HistoryUsed:
+    if used is None:
+        return HistoryUsed(readings=0)
+    return HistoryUsed(readings=used.readings, first_ts=used.first_ts, last_ts=used.last_ts)
 
 
 def _admin(request: Request) -> ModelAdmin:

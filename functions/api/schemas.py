@@ -14,10 +14,12 @@ __all__ = [
     "BatchResponse",
     "ExplainResponse",
     "HealthResponse",
+    "HistoryUsed",
     "ImportanceResponse",
     "MessageBody",
     "ModelsResponse",
     "MoveResponse",
+    "PredictResponse",
     "PredictionPage",
 ]
 
@@ -30,9 +32,38 @@ class HealthResponse(BaseModel):
     models: dict[str, str] = Field(examples=[MODEL_VERSIONS])
 
 
+class HistoryUsed(BaseModel):
+    """The stored readings a vehicle's rolling features were computed on.
+
+    The same past the stream scorer uses: the vehicle's last stored readings strictly before
+    the one scored, so ``/predict`` of a reading gives the stream's prediction of it.
+    """
+
+    readings: int = Field(ge=0, examples=[167], description="stored readings used (0: none)")
+    first_ts: str | None = Field(
+        default=None, examples=["2024-04-24T13:00:00.000000Z"], description="oldest one used"
+    )
+    last_ts: str | None = Field(
+        default=None, examples=["2024-05-01T11:00:00.000000Z"], description="newest one used"
+    )
+
+
+class PredictResponse(Prediction):
+    """A prediction and the stored history its features were computed on."""
+
+    history: HistoryUsed | None = Field(
+        default=None, description="the stored readings used; null when no model is pinned"
+    )
+
+
 class BatchResponse(BaseModel):
     predictions: list[Prediction]
     model_versions: dict[str, str] = Field(examples=[MODEL_VERSIONS])
+    history: dict[str, HistoryUsed] = Field(
+        default_factory=dict,
+        description="per vehicle: the stored readings before its earliest reading in the batch "
+        "that were used as its history (the batch's own earlier readings come after them)",
+    )
 
 
 class PredictionPage(BaseModel):

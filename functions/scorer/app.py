@@ -35,8 +35,10 @@ from sinks import DynamoPredictionSink, ParkedSink, PredictionSink, SqsParkedSin
 
 from evpm.alerts import select_alerts
 from evpm.ingest import RawRecord, process_batch
+from evpm.past_readings import PastUsed
 from evpm.serving import History, ServedModels
 from evpm.settings import ScorerSettings
+from evpm_aws.past_readings import DynamoPastReadings
 from evpm_aws.serving import CANARY_KEY, answer_canary, pinned_models, served_now
 
 if TYPE_CHECKING:
@@ -53,7 +55,13 @@ metrics = Metrics(
 _sinks: tuple[PredictionSink, ParkedSink, AlertSink] | None = None
 # Recent readings per vehicle, kept warm across events: Kinesis sends one vehicle (partition
 # key) to one shard, and one shard to one container at a time, so a vehicle's history is here.
-_history = History(depth=1, max_vehicles=settings.HISTORY_MAX_VEHICLES)
+# A vehicle it does not hold (a fresh or recycled container, an evicted vehicle) gets its past
+# back from the stored predictions, so a reading's features do not depend on where it landed.
+_history = History(
+    depth=1,
+    max_vehicles=settings.HISTORY_MAX_VEHICLES,
+    source=DynamoPastReadings(settings.PREDICTIONS_TABLE),
+)
 
 
 def _default_sinks() -> tuple[PredictionSink, ParkedSink, AlertSink]:
@@ -149,13 +157,33 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if CANARY_KEY in event:
         return answer_canary(event, pinned_models())
     predictions, parked, alerts = _default_sinks()
-    return handle(
+    _history.last_used = {}
+    response = handle(
         event,
         predictions=predictions,
         parked=parked,
         alerts=alerts,
         models=served_now(pinned_models(), logger),
         history=_history,
+    )
+    _report_rehydration(_history.last_used)
+    return response
+
+
+def _report_rehydration(used: dict[str, PastUsed]) -> None:
+    """Count the vehicles whose past was read back (and those with none stored) this batch."""
+    if not used:
+        return
+    found = sum(1 for u in used.values() if u.readings)
+    metrics.add_metric("HistoryRehydrated", MetricUnit.Count, found)
+    metrics.add_metric("HistoryMissing", MetricUnit.Count, len(used) - found)
+    logger.info(
+        "history read back",
+        extra={
+            "vehicles": len(used),
+            "with_past": found,
+            "readings": sum(u.readings for u in used.values()),
+        },
     )
 
 

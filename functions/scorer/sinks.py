@@ -67,6 +67,8 @@ def to_wire(value: Any) -> dict[str, Any]:
             return _SERIALIZER.serialize(value)  # raises TypeError, as TypeSerializer does
         # the same context as TypeSerializer: more than 38 digits raises here too
         return {"N": str(DYNAMODB_CONTEXT.create_decimal(value))}
+    if kind is bytes:
+        return {"B": value}
     if value is None:
         return {"NULL": True}
     if kind is dict:
@@ -135,7 +137,7 @@ class DynamoPredictionSink:
         for record in accepted:
             p = record.prediction
             key = (p.vehicle_id, p.ts)
-            item = to_item(p, ttl_days=self.ttl_days)
+            item = to_item(p, ttl_days=self.ttl_days, reading=record.reading)
             by_key[key] = {k: to_wire(v) for k, v in item.items()}
             sequences.setdefault(key, []).append(record.sequence_number)
 

@@ -87,6 +87,8 @@ class ScoringStack(Stack):
             )
         )
         predictions_table.grant_write_data(self.function)
+        # A vehicle's past is read back on a history miss (evpm.past_readings): Query only.
+        predictions_table.grant(self.function, "dynamodb:Query")
         dlq.grant_send_messages(self.function)
         # Claims are put, confirmed and released by key; nothing reads or scans them.
         alert_dedup_table.grant(

@@ -1,4 +1,5 @@
-"""Killing the scorer's Lambda worker mid-stream loses nothing and duplicates nothing.
+"""Killing the scorer's Lambda worker mid-stream loses nothing, duplicates nothing, and
+changes no prediction.
 
 Records go on the stream in batches while the mapping delivers them; after the first
 predictions are stored, the scorer's worker process (of *this* run's emulator) gets SIGKILL.
@@ -7,15 +8,23 @@ Afterwards every record is accounted for exactly once: a prediction per valid re
 table is keyed by vehicle + reading time, so a redelivered record overwrites itself: the
 count of items equals the count of distinct readings) and one DLQ entry per malformed record
 (per Kinesis sequence number), and the mapping gave up on no batch.
+
+The fresh worker holds no vehicle's history; it reads each vehicle's stored past back on a
+miss (:mod:`evpm.past_readings`). So the same records streamed again under other vehicle ids,
+with no kill, give the same model outputs to 1e-9, reading for reading; and ``/predict`` of a
+vehicle's last reading, whose earlier readings are stored, gives the stream's prediction.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import time
 import uuid
+
+import httpx
 
 from evpm_cli import stream, telemetry_gen
 from evpm_cli.workers import lambda_workers
@@ -54,6 +63,48 @@ def _drain(system: System, prefix: str, parked: dict[str, int], gave_up: list) -
                 gave_up.append(body)
         sqs.delete_message_batch(QueueUrl=system.dlq_url, Entries=[
             {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)])
+
+
+MODEL_OUTPUTS = ("anomaly_score", "rul_hours", "rul_low_hours", "rul_high_hours")
+
+
+def _outputs(system: System, prefix: str) -> dict[tuple[int, str], dict]:
+    """Each stored prediction's model outputs, keyed by (vehicle number, reading time)."""
+    table, out = system.client("dynamodb"), {}
+    for v in range(VEHICLES):
+        for page in table.get_paginator("query").paginate(
+                TableName=system.table, KeyConditionExpression="vehicle_id = :v",
+                ExpressionAttributeValues={":v": {"S": f"{prefix}-{v:05d}"}}):
+            for item in page["Items"]:
+                out[(v, item["ts"]["S"])] = {
+                    **{f: float(item[f]["N"]) for f in MODEL_OUTPUTS},
+                    **{f"p_{mode}": float(p["N"])
+                       for mode, p in item["failure_probabilities"]["M"].items()},
+                    "versions": json.dumps({k: x["S"] for k, x in
+                                            item["model_versions"]["M"].items()}, sort_keys=True),
+                }
+    return out
+
+
+def _stream_until_stored(system: System, records: list, expected: int, prefix: str) -> None:
+    stream.put_all(system.client("kinesis"), system.stream, records)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and len(_items(system, prefix)) < expected:
+        time.sleep(2)
+
+
+def _differences(got: dict, want: dict) -> list[str]:
+    """Readings whose outputs differ by more than 1e-9 (or whose versions differ)."""
+    bad = []
+    for key, value in want.items():
+        mine = got.get(key)
+        if mine is None or mine["versions"] != value["versions"] or set(mine) != set(value):
+            bad.append(f"{key}: {mine} != {value}")
+            continue
+        for field, x in value.items():
+            if field != "versions" and not math.isclose(mine[field], x, rel_tol=0, abs_tol=1e-9):
+                bad.append(f"{key} {field}: {mine[field]!r} != {x!r}")
+    return bad
 
 
 def test_killed_scorer_worker_loses_and_duplicates_nothing(system: System) -> None:
@@ -97,3 +148,32 @@ def test_killed_scorer_worker_loses_and_duplicates_nothing(system: System) -> No
     assert len(parked) == MALFORMED, f"{len(parked)} of {MALFORMED} malformed records parked"
     # AND a fresh worker serves the function (the killed ones are gone)
     assert not set(workers) & set(scorer_workers(emulator_pid))
+
+    # AND the same records under other vehicle ids, streamed with no kill, give the same
+    # model outputs reading for reading (the killed run's fresh worker read the past back)
+    again = f"EVU{uuid.uuid4().hex[:6]}"
+    uninterrupted = list(telemetry_gen.generate(TOTAL, vehicles=VEHICLES, malformed=MALFORMED,
+                                                prefix=again))
+    _stream_until_stored(system, uninterrupted, len(expected), again)
+    killed, reference = _outputs(system, prefix), _outputs(system, again)
+    assert len(reference) == len(expected) == len(killed)
+    assert all("versions" in v for v in reference.values())
+    bad = _differences(killed, reference)
+    assert not bad, f"{len(bad)} of {len(reference)} predictions differ: {bad[:3]}"
+
+    # AND /predict of a vehicle's last reading, its earlier readings stored, is the stream's
+    last = max((k for k in reference if k[0] == 7), key=lambda k: k[1])
+    body = next(json.loads(data) for key, data, ok in uninterrupted
+                if ok and key == f"{again}-00007" and json.loads(data)["timestamp"] == last[1])
+    answer = httpx.post(f"{system.api_url}/predict", json=body, timeout=60,
+                        headers={"x-api-key": system.keys["fleet-service"]})
+    assert answer.status_code == 200, answer.text
+    got = answer.json()
+    earlier = sum(1 for k in reference if k[0] == 7 and k[1] < last[1])
+    # the models' longest window is 168 readings (train_fleet.yaml): 167 before this one
+    assert got["history"]["readings"] == min(earlier, 167), got["history"]
+    predicted = {**{f: got[f] for f in MODEL_OUTPUTS},
+                 **{f"p_{m}": p for m, p in got["failure_probabilities"].items()},
+                 "versions": json.dumps({k: v for k, v in got["model_versions"].items()},
+                                        sort_keys=True)}
+    assert not _differences({last: predicted}, {last: reference[last]})

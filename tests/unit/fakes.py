@@ -215,4 +215,33 @@ def offline_models(app: Any, *, bundles: dict[str, Any] | None = None) -> Any:
 
     app.state.admin = ModelAdmin(registry, store)
     app.state.pinned = PinnedModels(store.read, load, ttl=0)
+    app.state.past = InMemoryPastReadings()
     return registry
+
+
+class InMemoryPastReadings:
+    """Stored readings per vehicle in a dict (the predictions table's stand-in for
+    :class:`evpm.past_readings.PastReadings`); ``asked`` records every question."""
+
+    def __init__(self) -> None:
+        self.readings: dict[str, dict[str, Any]] = {}
+        self.asked: list[dict[str, str]] = []
+
+    def store(self, vehicle_id: str, ts: str, values: Any) -> None:
+        import numpy as np
+
+        self.readings.setdefault(vehicle_id, {})[ts] = np.asarray(values, dtype=np.float64)
+
+    def before(self, wanted: dict[str, str], *, limit: int) -> dict[str, Any]:
+        import numpy as np
+
+        from evpm.past_readings import Past
+
+        self.asked.append(dict(wanted))
+        out = {}
+        for vid, ts in wanted.items():
+            stamps = sorted(t for t in self.readings.get(vid, {}) if t < ts)[-limit:]
+            if stamps:
+                values = np.stack([self.readings[vid][t] for t in stamps])
+                out[vid] = Past(stamps=stamps, values=values)
+        return out

@@ -110,3 +110,41 @@ def test_nothing_pinned_means_nothing_to_explain(api: ModuleType, client: TestCl
     offline_models(api.app)
     response = client.post("/explain", json={"records": history(2)})
     assert response.status_code == 409 and "no model is pinned" in response.json()["detail"]
+
+
+def test_predict_of_reading_n_uses_the_n_minus_1_stored_readings(
+    api: ModuleType, client: TestClient
+) -> None:
+    # GIVEN a vehicle whose first 11 readings are stored (as the stream stores them)
+    records = history(12)
+    streamed = client.post("/predict/batch", json={"records": records}).json()["predictions"]
+    past = api.app.state.past
+    from evpm.telemetry import TelemetryRecord, to_matrix
+
+    stored = [TelemetryRecord.model_validate(r) for r in records[:11]]
+    for prediction, record, row in zip(streamed, stored, to_matrix(stored), strict=False):
+        past.store(record.vehicle_id, prediction["ts"], row)
+    # WHEN reading 12 alone is sent to /predict
+    body = client.post("/predict", json=records[11]).json()
+    # THEN it equals the stream's prediction of it, and says which stored readings it used
+    want = streamed[11]
+    for field in ("anomaly_score", "rul_hours", "rul_low_hours", "rul_high_hours"):
+        assert body[field] == pytest.approx(want[field], abs=1e-9), field
+    for mode, p in want["failure_probabilities"].items():
+        assert body["failure_probabilities"][mode] == pytest.approx(p, abs=1e-9), mode
+    assert body["history"] == {
+        "readings": 11,
+        "first_ts": streamed[0]["ts"],
+        "last_ts": streamed[10]["ts"],
+    }
+    # AND a vehicle with nothing stored is scored as a first reading, and says so
+    alone = client.post("/predict", json={**records[11], "vehicle_id": "EV-0999"}).json()
+    assert alone["history"] == {"readings": 0, "first_ts": None, "last_ts": None}
+    outputs = ("anomaly_score", "rul_hours", "failure_probabilities")
+    assert [alone[f] for f in outputs] != [body[f] for f in outputs]
+
+
+def test_batch_reports_the_stored_history_per_vehicle(api: ModuleType, client: TestClient) -> None:
+    records = history(6)
+    body = client.post("/predict/batch", json={"records": records[3:]}).json()
+    assert body["history"] == {"EV-0042": {"readings": 0, "first_ts": None, "last_ts": None}}

@@ -162,3 +162,40 @@ def test_default_client_writes_real_predictions_without_client_side_validation(
         stored = boto3.client("dynamodb").scan(TableName=TABLE)["Items"]
     expected = {(r.prediction.vehicle_id, r.prediction.ts) for r in accepted}
     assert {(i["vehicle_id"]["S"], i["ts"]["S"]) for i in stored} == expected
+
+
+def test_stored_readings_are_read_back_as_the_vehicles_past(sinks, make_payload, aws_env) -> None:
+    """What the sink stores is what a fresh scorer's history reads back: the readings bit for
+    bit, per vehicle, the newest ``limit`` strictly before the asked time, across pages."""
+    import boto3
+    from moto import mock_aws
+
+    from evpm.past_readings import unpack_readings
+    from evpm_aws.past_readings import DynamoPastReadings
+
+    accepted = _accepted(make_payload, 70)  # 7 vehicles, 10 readings each
+    with mock_aws():
+        boto3.client("dynamodb").create_table(
+            TableName=TABLE, BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "vehicle_id", "KeyType": "HASH"},
+                       {"AttributeName": "ts", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": "vehicle_id", "AttributeType": "S"},
+                                  {"AttributeName": "ts", "AttributeType": "S"}])
+        assert sinks.DynamoPredictionSink(TABLE).write(accepted) == []
+        mine = [r for r in accepted if r.prediction.vehicle_id == "EV-3"]
+        cut = mine[8].prediction.ts  # ask for what came before the 9th reading
+        source = DynamoPastReadings(TABLE, concurrency=3)
+        past = source.before({"EV-3": cut, "EV-5": mine[0].prediction.ts, "EV-9": cut}, limit=6)
+        paged = DynamoPastReadings(TABLE)
+        # a page of 2 at a time (as a 1 MB page limit would cut it) gives the same answer
+        import evpm_aws.past_readings as module
+        module._MAX_PAGE, saved = 2, module._MAX_PAGE
+        try:
+            again = paged.before({"EV-3": cut}, limit=6)
+        finally:
+            module._MAX_PAGE = saved
+    assert set(past) == {"EV-3"}  # EV-5 has nothing before its first reading; EV-9 nothing
+    want = mine[2:8]
+    assert past["EV-3"].stamps == [r.prediction.ts for r in want]
+    assert past["EV-3"].values.tobytes() == unpack_readings([r.reading for r in want]).tobytes()
+    assert again["EV-3"].stamps == past["EV-3"].stamps

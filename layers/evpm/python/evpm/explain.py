@@ -16,13 +16,16 @@ unit deviation in each (standardised) feature that the normal subspace cannot ex
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from evpm.models import AnomalyDetector, ModelBundle
 from evpm.pins import TASK_OF
 from evpm.serving import History, ServedModels, model_inputs
+
+if TYPE_CHECKING:
+    from evpm.past_readings import PastReadings
 
 __all__ = ["explain_bundle", "explain_latest", "importance"]
 
@@ -84,10 +87,17 @@ def explain_bundle(name: str, bundle: ModelBundle, x: np.ndarray) -> dict[str, A
 
 
 def explain_latest(
-    models: ServedModels, vehicle_ids: Sequence[str], times: np.ndarray, values: np.ndarray
+    models: ServedModels,
+    vehicle_ids: Sequence[str],
+    times: np.ndarray,
+    values: np.ndarray,
+    *,
+    source: PastReadings | None = None,
 ) -> dict[str, Any]:
-    """Explain each served model's output for the latest reading, the others its history."""
-    history = History(models.depth)
+    """Explain each served model's output for the latest reading, the others its history;
+    with a ``source``, the vehicle's stored readings before the earliest one come first (as
+    the stream scores it)."""
+    history = History(models.depth, source=source)
     inputs = model_inputs(models, vehicle_ids, times, values, history)
     latest = int(np.argmax(times))
     return {

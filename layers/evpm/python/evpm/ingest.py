@@ -22,6 +22,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from evpm.past_readings import pack_reading
 from evpm.predictions import Prediction
 from evpm.scoring import RULES_SCORER, Readings, Scorer, score_readings
 from evpm.serving import History, ServedModels
@@ -81,6 +82,9 @@ class AcceptedRecord:
 
     sequence_number: str
     prediction: Prediction
+    reading: bytes | None = None
+    """The scored signals (:func:`evpm.past_readings.pack_reading`), stored beside the
+    prediction so that a scorer without this vehicle's history can read its past back."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,10 +185,19 @@ def process_batch(
         Readings(ids, times, matrix), scorer=scorer, models=models, history=history, now=now
     )
     accepted = [
-        AcceptedRecord(sequence_number=seq, prediction=prediction)
-        for seq, prediction in zip(sequence_numbers, predictions, strict=True)
+        AcceptedRecord(sequence_number=seq, prediction=prediction, reading=reading)
+        for seq, prediction, reading in zip(
+            sequence_numbers, predictions, _packed(matrix), strict=True
+        )
     ]
     return BatchOutcome(accepted=accepted, parked=parked)
 
 
 _SENSORS = attrgetter(*FEATURES)
+
+
+def _packed(matrix: np.ndarray) -> list[bytes]:
+    """Each row of the batch's matrix as stored bytes, cut from one conversion."""
+    blob = pack_reading(matrix)
+    width = len(blob) // len(matrix) if len(matrix) else 0
+    return [blob[i : i + width] for i in range(0, len(blob), width)] if width else []

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
 from evpm.health import FailureMode, Finding, Status
+from evpm.past_readings import READING_ATTRIBUTE
 from evpm.telemetry import TIMESTAMP_FORMAT, format_timestamp
 
 __all__ = [
@@ -142,11 +143,14 @@ def _model_value(value: Any) -> Any:
     return value
 
 
-def to_item(prediction: Prediction, *, ttl_days: int | None = None) -> dict[str, Any]:
+def to_item(
+    prediction: Prediction, *, ttl_days: int | None = None, reading: bytes | None = None
+) -> dict[str, Any]:
     """The DynamoDB item (document form) for a prediction; floats become ``Decimal``.
 
     ``ttl_days`` sets :data:`TTL_ATTRIBUTE` that many days after ``scored_at``; ``None`` or 0
-    keeps the item forever.
+    keeps the item forever. ``reading`` (the scored signals, packed) is kept as a binary
+    attribute so the vehicle's history can be read back (:mod:`evpm.past_readings`).
 
     Example: ``to_item(p)["health_score"] == Decimal("90.0")``.
     """
@@ -171,6 +175,8 @@ def to_item(prediction: Prediction, *, ttl_days: int | None = None) -> dict[str,
             item[key] = value
         else:
             item[key] = Decimal(repr(float(value)))
+    if reading is not None:
+        item[READING_ATTRIBUTE] = reading
     if ttl_days:
         expires = prediction.scored_at + timedelta(days=ttl_days)
         item[TTL_ATTRIBUTE] = int(expires.timestamp())

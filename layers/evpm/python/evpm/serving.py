@@ -23,6 +23,7 @@ import numpy as np
 
 from evpm.features import FeatureSpec, compute, compute_lagged, compute_stacked
 from evpm.models import ModelBundle
+from evpm.past_readings import PastReadings, PastUsed, rehydrate
 from evpm.pins import TASK_OF
 from evpm.telemetry import FEATURES
 
@@ -358,9 +359,16 @@ class History:
     once per reading as it arrives rather than once per lag of every batch that reads it.
     """
 
-    def __init__(self, depth: int, *, max_vehicles: int = 20_000) -> None:
+    def __init__(
+        self, depth: int, *, max_vehicles: int = 20_000, source: PastReadings | None = None
+    ) -> None:
         self.depth = max(1, depth)
         self.max_vehicles = max_vehicles
+        self.source = source
+        """Where a vehicle this history does not hold gets its stored past from
+        (:func:`evpm.past_readings.rehydrate`); ``None``: it starts empty."""
+        self.last_used: dict[str, PastUsed] = {}
+        """What the last :func:`model_inputs` call took from :attr:`source`, per vehicle."""
         self._slots: OrderedDict[str, int] = OrderedDict()  # least recently remembered first
         self._free: list[int] = []
         self._raw: int | None = None  # columns of a reading, known from the first one
@@ -374,6 +382,10 @@ class History:
 
     def __len__(self) -> int:
         return len(self._slots)
+
+    def holds(self, vehicle_id: str) -> bool:
+        """Whether readings of this vehicle are held (it has a slot)."""
+        return vehicle_id in self._slots
 
     def resize(self, depth: int) -> None:
         """Keep more (or fewer) readings per vehicle from now on (the newest ones stay)."""
@@ -800,6 +812,10 @@ def model_inputs(
         scratch.resize(models.depth)
     out: dict[str, np.ndarray] = {}
     scratch.derive(models.differences)
+    if history is not None and history.source is not None:
+        history.last_used = rehydrate(
+            history, history.source, vehicle_ids, times, limit=models.depth - 1
+        )
     with scratch.lock:  # the rings stay as they are while the lags are read
         lags = scratch.window(vehicle_ids, times, values, models.depth)
         if lags is not None:  # one reading per vehicle: read from the rings by lag
