@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -22,7 +23,9 @@ from boto3.dynamodb.types import DYNAMODB_CONTEXT, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from evpm.predictions import PARTITION_KEY, SORT_KEY, to_item
+from evpm.past_readings import READING_ATTRIBUTE
+from evpm.predictions import MODEL_FIELDS, PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
+from evpm.telemetry import format_timestamp
 
 if TYPE_CHECKING:
     from evpm.ingest import AcceptedRecord, ParkedRecord
@@ -76,6 +79,67 @@ def to_wire(value: Any) -> dict[str, Any]:
     if kind is list or kind is tuple:
         return {"L": [to_wire(v) for v in value]}
     return _SERIALIZER.serialize(value)
+
+
+def _number(value: float) -> dict[str, str]:
+    """A float as DynamoDB's ``N`` text, the text :func:`to_wire` gives its ``Decimal(repr())``
+    (they differ only in exponent form, which ``repr`` uses below 1e-4 and from 1e16)."""
+    text = repr(value)
+    if "e" in text or "n" in text:  # 1e-05, 1e+16; inf/nan: refused below as TypeSerializer does
+        return to_wire(Decimal(text))
+    return {"N": text}
+
+
+def wire_item(prediction: Any, *, ttl_days: int | None, reading: bytes | None) -> dict[str, Any]:
+    """``{k: to_wire(v) for k, v in to_item(prediction, ...).items()}``, built directly.
+
+    Why: a 500-record batch is 500 items of about 20 numbers each; going through the document
+    form (a ``Decimal`` per number, then a type dispatch per value) took half of the scorer's
+    CPU per event. This writes the same wire values (a test compares them item for item)
+    straight from the prediction's fields.
+    """
+    p = prediction
+    item: dict[str, Any] = {
+        PARTITION_KEY: {"S": p.vehicle_id},
+        SORT_KEY: {"S": p.ts},
+        "record_id": {"S": p.record_id},
+        "status": {"S": p.status},
+        "health_score": _number(float(p.health_score)),
+        "failure_mode": {"S": p.failure_mode},
+        "findings": {
+            "L": [
+                {
+                    "M": {
+                        "rule_id": {"S": f.rule_id},
+                        "component": {"S": f.component},
+                        "severity": {"S": f.severity},
+                        "message": {"S": f.message},
+                    }
+                }
+                for f in p.findings
+            ]
+        },
+        "model_versions": {"M": {k: {"S": v} for k, v in p.model_versions.items()}},
+        "scored_at": {"S": format_timestamp(p.scored_at)},
+    }
+    for key in MODEL_FIELDS:
+        value = getattr(p, key)
+        if value is None:
+            continue
+        if isinstance(value, dict):
+            item[key] = {"M": {k: _number(float(v)) for k, v in value.items()}}
+        elif isinstance(value, bool):
+            item[key] = {"BOOL": value}
+        elif isinstance(value, str):
+            item[key] = {"S": value}
+        else:
+            item[key] = _number(float(value))
+    if reading is not None:
+        item[READING_ATTRIBUTE] = {"B": reading}
+    if ttl_days:
+        expires = p.scored_at + timedelta(days=ttl_days)
+        item[TTL_ATTRIBUTE] = {"N": str(int(expires.timestamp()))}
+    return item
 
 
 class PredictionSink(Protocol):
@@ -137,8 +201,7 @@ class DynamoPredictionSink:
         for record in accepted:
             p = record.prediction
             key = (p.vehicle_id, p.ts)
-            item = to_item(p, ttl_days=self.ttl_days, reading=record.reading)
-            by_key[key] = {k: to_wire(v) for k, v in item.items()}
+            by_key[key] = wire_item(p, ttl_days=self.ttl_days, reading=record.reading)
             sequences.setdefault(key, []).append(record.sequence_number)
 
         keys = list(by_key)

@@ -199,3 +199,42 @@ def test_stored_readings_are_read_back_as_the_vehicles_past(sinks, make_payload,
     assert past["EV-3"].stamps == [r.prediction.ts for r in want]
     assert past["EV-3"].values.tobytes() == unpack_readings([r.reading for r in want]).tobytes()
     assert again["EV-3"].stamps == past["EV-3"].stamps
+
+
+@pytest.mark.parametrize("value", [0.1, 1e-05, 3.5e-07, 1e16, 2.5e20, 123456.789, 0.0, -0.0,
+                                   1.0, 17.610687470701016])
+def test_wire_items_equal_the_document_form_on_the_wire(sinks, make_payload, value) -> None:
+    """The direct wire builder writes what ``to_wire(to_item(...))`` wrote: the same strings,
+    maps and lists, and numbers equal as DynamoDB reads them (``Decimal`` of the text)."""
+    for record in _accepted(make_payload, 12):
+        p = record.prediction.model_copy(update={
+            "anomaly_score": value, "is_anomaly": bool(value), "predicted_failure": "tire_leak",
+            "failure_probabilities": {"none": value, "tire_leak": 1.0 - value},
+            "rul_hours": abs(value), "rul_low_hours": 0.0, "rul_high_hours": abs(value) * 2})
+        for ttl, reading in ((30, record.reading), (None, None)):
+            new = sinks.wire_item(p, ttl_days=ttl, reading=reading)
+            old = {k: sinks.to_wire(v)
+                   for k, v in to_item(p, ttl_days=ttl, reading=reading).items()}
+            assert _as_numbers(new) == _as_numbers(old)
+            assert set(new) == set(old)
+
+
+def _as_numbers(wire: Any) -> Any:
+    """Wire values with every ``N`` read as a ``Decimal`` (how DynamoDB compares them)."""
+    if isinstance(wire, dict):
+        if set(wire) == {"N"}:
+            return Decimal(wire["N"])
+        return {k: _as_numbers(v) for k, v in wire.items()}
+    if isinstance(wire, list):
+        return [_as_numbers(v) for v in wire]
+    return wire
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_wire_items_refuse_what_the_document_form_refused(sinks, make_payload, value) -> None:
+    record = _accepted(make_payload, 1)[0]
+    p = record.prediction.model_copy(update={"anomaly_score": value})
+    with pytest.raises(TypeError):
+        sinks.wire_item(p, ttl_days=None, reading=None)
+    with pytest.raises(TypeError):
+        {k: sinks.to_wire(v) for k, v in to_item(p).items()}
