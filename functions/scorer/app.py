@@ -25,6 +25,7 @@ gc.disable()
 import base64
 import binascii
 import os
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from alert_sink import AlertSink, DedupedEventBridgeAlertSink
@@ -112,6 +113,8 @@ def handle(
     outcome = process_batch(raw, models=models, history=history)
 
     write_failed = predictions.write(outcome.accepted) if outcome.accepted else []
+    # The prediction writes are acknowledged (or failed) by now: a stream audit's ack time.
+    stored_at = datetime.now(UTC).isoformat(timespec="microseconds")
     park_failed = parked.send(outcome.parked) if outcome.parked else []
     # Alert only on stored predictions: an unstored one is redelivered and alerts then.
     unstored = set(write_failed)
@@ -137,6 +140,13 @@ def handle(
     metrics.add_metric("AlertsSent", MetricUnit.Count, alerted.sent if alerted else 0)
     metrics.add_metric("AlertsSuppressed", MetricUnit.Count, alerted.suppressed if alerted else 0)
     metrics.add_metric("AlertFailures", MetricUnit.Count, len(alert_failed))
+    # What evpm_cli.stream_audit needs to tie these counts to the records put: the batch is a
+    # contiguous, ordered run of one shard's records, so its ends name every record in it.
+    if raw:
+        metrics.add_metadata("shard_id", raw[0].shard_id)
+        metrics.add_metadata("first_sequence_number", raw[0].sequence_number)
+        metrics.add_metadata("last_sequence_number", raw[-1].sequence_number)
+        metrics.add_metadata("stored_at", stored_at)
 
     failed = [int(seq) for seq in (*write_failed, *park_failed, *alert_failed)]
     if not failed:

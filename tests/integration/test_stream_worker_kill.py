@@ -26,7 +26,7 @@ import uuid
 
 import httpx
 
-from evpm_cli import stream, telemetry_gen
+from evpm_cli import stream, stream_audit, telemetry_gen
 from evpm_cli.workers import lambda_workers
 from tests.integration.conftest import System, read_status
 
@@ -115,9 +115,10 @@ def test_killed_scorer_worker_loses_and_duplicates_nothing(system: System) -> No
     # The emulator's pid now (an earlier test restarts the system, so not the session's).
     emulator_pid = read_status()["emulator"]["pid"]
     kinesis = system.client("kinesis")
+    since = time.time() - 5
 
     # GIVEN the stream is flowing: the first third is put and its first predictions stored
-    stream.put_all(kinesis, system.stream, records[: TOTAL // 3])
+    puts = stream_audit.put_records_timed(kinesis, system.stream, records[: TOTAL // 3])
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and not _items(system, prefix):
         time.sleep(0.5)
@@ -127,7 +128,8 @@ def test_killed_scorer_worker_loses_and_duplicates_nothing(system: System) -> No
     assert workers, "no scorer worker process found under this emulator"
     for pid in workers:
         os.kill(pid, signal.SIGKILL)
-    stream.put_all(kinesis, system.stream, records[TOTAL // 3:])
+    killed_at = time.time()
+    puts += stream_audit.put_records_timed(kinesis, system.stream, records[TOTAL // 3:])
 
     # THEN every record ends up stored or parked, exactly once
     parked: dict[str, int] = {}
@@ -142,10 +144,27 @@ def test_killed_scorer_worker_loses_and_duplicates_nothing(system: System) -> No
         time.sleep(2)
     _drain(system, prefix, parked, gave_up)
     assert not gave_up, f"the mapping gave up on batches: {gave_up[:1]}"
-    assert len(keys) == len(set(keys)), "a prediction was stored twice"
     assert set(keys) == expected, (
         f"{len(expected - set(keys))} records lost, {len(set(keys) - expected)} unexpected")
     assert len(parked) == MALFORMED, f"{len(parked)} of {MALFORMED} malformed records parked"
+    # AND the scorer's own counters (not the item count, which a rewrite cannot change) show
+    # no prediction written twice by the invocations that completed, and each malformed
+    # record's sequence number on the DLQ exactly once
+    logs = system.client("logs")
+    audit = stream_audit.collect(
+        logs, stream_audit.log_group_of(SCORER), puts, start=since,
+        items_stored=lambda: len(_items(system, prefix)),
+        dlq_sequence_numbers=lambda: [s for s, n in parked.items() for _ in range(n)],
+        timeout=60, settle=3)
+    assert audit.complete, audit.gaps
+    assert audit.items_stored == len(expected) and audit.duplicates == 0, audit
+    assert (audit.dlq_distinct, audit.dlq_duplicates, audit.dlq_missing) == (MALFORMED, 0, 0)
+    # AND the fresh worker read the vehicles' stored past back (it held none of them)
+    read_back = logs.filter_log_events(
+        logGroupName=stream_audit.log_group_of(SCORER), startTime=int(killed_at * 1000),
+        filterPattern='"history read back"')["events"]
+    assert any(json.loads(e["message"]).get("with_past", 0) > 0 for e in read_back), (
+        "no scorer invocation after the kill read a vehicle's past back")
     # AND a fresh worker serves the function (the killed ones are gone)
     assert not set(workers) & set(scorer_workers(emulator_pid))
 
