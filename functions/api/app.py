@@ -30,7 +30,7 @@ from access_control import (
     protected,
     role_lookup_failed,
 )
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
 from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -65,6 +65,7 @@ from evpm.scoring import score_records
 from evpm.serving import History, PinnedModels, ServedModels
 from evpm.settings import ApiSettings
 from evpm.telemetry import VEHICLE_ID_PATTERN, TelemetryRecord, to_matrix
+from evpm_aws.metrics_bridge import publish_counts
 from evpm_aws.model_admin import ModelAdmin, SsmPinStore, UnknownVersionError
 from evpm_aws.model_store import mlflow_uri
 from evpm_aws.past_readings import DynamoPastReadings
@@ -72,6 +73,9 @@ from evpm_aws.serving import CANARY_KEY, answer_canary, pinned_models, served_no
 
 settings = ApiSettings()  # validated at cold start: a missing variable fails loudly
 logger = Logger(service=settings.POWERTOOLS_SERVICE_NAME, level=settings.LOG_LEVEL)
+metrics = Metrics(
+    namespace=settings.POWERTOOLS_METRICS_NAMESPACE, service=settings.POWERTOOLS_SERVICE_NAME
+)
 
 MODEL_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
 VehicleId = Annotated[
@@ -463,11 +467,15 @@ app = create_app()
 _asgi = Mangum(app, lifespan="off")
 
 
+@metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Lambda entry point (``app.handler``): API Gateway events, or the lifecycle's canary."""
-    if CANARY_KEY in event:
-        return answer_canary(event, _pinned_of(app))
-    return _asgi(event, context)
+    try:
+        if CANARY_KEY in event:
+            return answer_canary(event, _pinned_of(app))
+        return _asgi(event, context)
+    finally:
+        publish_counts(metrics)  # the domain code's fallbacks: BoosterFallback, ModelLoadFailures
 
 
 if os.environ.get("AWS_EXECUTION_ENV"):  # set by Lambda; not where tests re-import this module

@@ -39,6 +39,7 @@ from evpm.ingest import RawRecord, process_batch
 from evpm.past_readings import PastUsed
 from evpm.serving import History, ServedModels
 from evpm.settings import ScorerSettings
+from evpm_aws.metrics_bridge import publish_counts
 from evpm_aws.past_readings import DynamoPastReadings
 from evpm_aws.serving import CANARY_KEY, answer_canary, pinned_models, served_now
 
@@ -168,16 +169,19 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return answer_canary(event, pinned_models())
     predictions, parked, alerts = _default_sinks()
     _history.last_used = {}
-    response = handle(
-        event,
-        predictions=predictions,
-        parked=parked,
-        alerts=alerts,
-        models=served_now(pinned_models(), logger),
-        history=_history,
-    )
-    _report_rehydration(_history.last_used)
-    return response
+    try:
+        response = handle(
+            event,
+            predictions=predictions,
+            parked=parked,
+            alerts=alerts,
+            models=served_now(pinned_models(), logger),
+            history=_history,
+        )
+        _report_rehydration(_history.last_used)
+        return response
+    finally:
+        publish_counts(metrics)  # the domain code's fallbacks: BoosterFallback, ModelLoadFailures
 
 
 def _report_rehydration(used: dict[str, PastUsed]) -> None:

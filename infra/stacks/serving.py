@@ -55,6 +55,7 @@ class ServingStack(Stack):
                 "PREDICTIONS_TABLE": predictions_table.table_name,
                 "LABELS_TABLE": labels_table.table_name,
                 "POWERTOOLS_SERVICE_NAME": c.API_FUNCTION,
+                "POWERTOOLS_METRICS_NAMESPACE": c.METRICS_NAMESPACE,
                 "LOG_LEVEL": settings.log_level,
             },
             memory_mb=c.API_MEMORY_MB,

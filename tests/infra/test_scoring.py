@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from infra import constants as c
 from tests.infra.helpers import actions, export_name_of, only, policy_statements
 
@@ -73,8 +75,13 @@ def test_scorer_role_is_least_privilege(template) -> None:
     assert {"dynamodb:PutItem", "dynamodb:BatchWriteItem"} <= granted
     assert "sqs:SendMessage" in granted
     assert {"kinesis:GetRecords", "kinesis:GetShardIterator"} <= granted
-    # ... and cannot read or delete predictions, or touch anything else.
-    assert not {"dynamodb:Scan", "dynamodb:Query", "dynamodb:GetItem"} & granted
+    # ... query a vehicle's stored readings back (a history miss), in a statement of its own
+    # on the predictions table ...
+    queries = [s for s in statements if "dynamodb:Query" in actions(s)]
+    assert len(queries) == 1 and actions(queries[0]) == ["dynamodb:Query"], queries
+    assert "GetAttPredictions" in json.dumps(queries[0]["Resource"]), queries[0]["Resource"]
+    # ... and cannot scan or get predictions, or touch anything else.
+    assert not {"dynamodb:Scan", "dynamodb:GetItem"} & granted
     # Models: it reads the pins, the registry's address and model files, and writes none.
     assert {"ssm:GetParameter", "s3:GetObject"} <= granted
     assert not {a for a in granted if a.startswith(("ssm:Put", "s3:Put", "s3:Delete", "s3:List"))}

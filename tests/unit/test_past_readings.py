@@ -30,7 +30,7 @@ def _stamp(t: float) -> str:
     return format_timestamp(datetime.fromtimestamp(t, UTC))
 
 
-def _outputs(out) -> dict[str, np.ndarray]:  # noqa: ANN001
+def _outputs(out) -> dict[str, np.ndarray]:
     return {
         "anomaly_score": out.anomaly_score,
         "failure_proba": out.failure_proba,

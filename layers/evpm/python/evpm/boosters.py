@@ -11,21 +11,31 @@ booster's — the tests compare them bit for bit with ``Booster.predict``. The r
 file stays the single source of truth.
 
 It is private API of the ``lightgbm`` package (``lightgbm.basic._LIB``), so :func:`row_predictor`
-returns ``None`` whenever it cannot be set up and callers keep ``Booster.predict``.
+returns ``None`` whenever it cannot be set up and callers keep ``Booster.predict``. That stays
+correct but costs every single-vehicle request its ~50 µs per booster again, so it is not
+silent: each fallback is counted (``BoosterFallback``, :mod:`evpm.counters`) and logged with
+its reason, once per model and reason so that reloading a model does not repeat the line.
 """
 
 from __future__ import annotations
 
 import ctypes
+import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from evpm.counters import BOOSTER_FALLBACK, count
+
 if TYPE_CHECKING:
     import lightgbm
 
 __all__ = ["RowPredictor", "row_predictor"]
+
+_log = logging.getLogger(__name__)
+_reported: set[tuple[str, str]] = set()  # (model, reason) already logged in this process
+_reported_lock = threading.Lock()
 
 
 class RowPredictor:
@@ -102,10 +112,36 @@ class RowPredictor:
             handle.value = None
 
 
-def row_predictor(booster: Any, *, raw_score: bool = False) -> RowPredictor | None:
+def row_predictor(
+    booster: Any, *, raw_score: bool = False, name: str | None = None
+) -> RowPredictor | None:
     """A :class:`RowPredictor` for ``booster``, or ``None`` if this LightGBM cannot give one
-    (the caller then keeps ``Booster.predict``, which gives the same numbers, only slower)."""
+    (the caller then keeps ``Booster.predict``, which gives the same numbers, only slower).
+
+    A fallback bumps ``BoosterFallback`` every time and is logged, with its reason, the first
+    time for each ``name`` (the model) and reason.
+
+    Example::
+
+        row_predictor(booster, name="ev-rul")     # RowPredictor, or None and a warning
+    """
     try:
         return RowPredictor(booster, raw_score=raw_score)
-    except Exception:  # an older or newer lightgbm without this private API: stay correct
+    except Exception as exc:  # an older or newer lightgbm without this private API: stay correct
+        _fell_back(name or type(booster).__name__, f"{type(exc).__name__}: {exc}")
         return None
+
+
+def _fell_back(model: str, reason: str) -> None:
+    """Count a fallback to ``Booster.predict`` and say why, once per model and reason."""
+    count(BOOSTER_FALLBACK)
+    with _reported_lock:
+        if (model, reason) in _reported:
+            return
+        _reported.add((model, reason))
+    _log.warning(
+        "LightGBM single-row fast path unavailable for %s, using Booster.predict: %s",
+        model,
+        reason,
+        extra={"model": model, "reason": reason, "counter": BOOSTER_FALLBACK},
+    )

@@ -220,7 +220,7 @@ class ModelBundle:
         names = spec.features.names()
         self._columns = np.array([names.index(c) for c in spec.used_features], dtype=np.int64)
         # Set up once per loaded version: a single vehicle's request then costs the trees only.
-        self._rows = row_predictor(model) if spec.task != "anomaly" else None
+        self._rows = row_predictor(model, name=spec.name) if spec.task != "anomaly" else None
 
     @staticmethod
     def model_filename(task: Task) -> str:

@@ -21,6 +21,7 @@ from functools import cached_property
 
 import numpy as np
 
+from evpm.counters import MODEL_LOAD_FAILURES, count
 from evpm.features import FeatureSpec, compute, compute_lagged, compute_stacked
 from evpm.models import ModelBundle
 from evpm.past_readings import PastReadings, PastUsed, rehydrate
@@ -226,8 +227,14 @@ class PinnedModels:
     ``read_pins`` returns the pins (model name → version); ``load`` returns the bundle of one
     version. Loading happens once per changed pin, never per request: a warm container
     checks the pins at most every ``ttl`` seconds and loads only the versions that changed.
-    If any pinned version cannot be loaded, nothing changes and the error is kept in
-    :attr:`last_error` (the caller logs it and keeps serving what it has).
+    If the pins cannot be read or any pinned version cannot be loaded, nothing changes: the
+    old set keeps serving, and the failure is made visible rather than only survived. Each
+    failed refresh bumps ``ModelLoadFailures`` (:mod:`evpm.counters`, published by the
+    handlers) and logs one warning naming the error, the version that failed and the versions
+    still serving; :attr:`last_error`, :attr:`failed_pins`, :attr:`stale` and
+    :attr:`failed_refreshes` say the same to the caller (the API's health answer, the
+    canary). A refresh every ``ttl`` seconds at most, so a lasting failure logs once per
+    ``ttl``, not once per request.
     """
 
     def __init__(
@@ -246,6 +253,18 @@ class PinnedModels:
         self._checked_at: float | None = None
         self._lock = threading.Lock()
         self.last_error: str | None = None
+        """Why the last refresh failed (``"OSError: ..."``); ``None`` once one succeeds."""
+        self.failed_pins: dict[str, int] = {}
+        """The pinned version the last refresh could not load (``{"ev-rul": 3}``); empty when
+        it succeeded or when the pins themselves could not be read."""
+        self.failed_refreshes = 0
+        """Failed refreshes since this object was built: a caller that compares it before
+        and after :meth:`current` knows whether that call's own refresh failed."""
+
+    @property
+    def stale(self) -> bool:
+        """Whether the last refresh failed, so what serves may not be what is pinned."""
+        return self.last_error is not None
 
     def current(self) -> ServedModels:
         """The models to serve now (refreshed when the last check is older than ``ttl``)."""
@@ -259,23 +278,49 @@ class PinnedModels:
         return self._served
 
     def _refresh(self) -> None:
+        loading: dict[str, int] = {}  # the version being loaded when a failure strikes
         try:
             pins = {k: int(v) for k, v in self._read_pins().items() if k in TASK_OF}
             if pins == self._served.versions:
-                self.last_error = None
+                self._succeeded()
                 return
-            bundles = {
-                name: self._served.bundles[name]
-                if self._served.versions.get(name) == version
-                else self._load(name, version)
-                for name, version in pins.items()
-            }
+            bundles: dict[str, ModelBundle] = {}
+            for name, version in pins.items():
+                if self._served.versions.get(name) == version:
+                    bundles[name] = self._served.bundles[name]
+                else:
+                    loading = {name: version}
+                    bundles[name] = self._load(name, version)
         except Exception as exc:  # any failure keeps the models that work
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            _log.warning("keeping models %s: %s", self._served.versions, self.last_error)
+            self._failed(exc, loading)
             return
         self._served = ServedModels(versions=pins, bundles=bundles)
+        self._succeeded()
+
+    def _succeeded(self) -> None:
         self.last_error = None
+        self.failed_pins = {}
+
+    def _failed(self, exc: Exception, failed: dict[str, int]) -> None:
+        """Keep the old set, and count and log the failure with what still serves."""
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        self.failed_pins = failed
+        self.failed_refreshes += 1
+        count(MODEL_LOAD_FAILURES)
+        serving = dict(self._served.versions)
+        _log.warning(
+            "model load failed (%s), still serving %s: %s",
+            failed or "pins unreadable",
+            serving or "no models",
+            self.last_error,
+            extra={
+                "error": self.last_error,
+                "failed_pins": failed,
+                "serving_versions": serving,
+                "stale": True,
+                "counter": MODEL_LOAD_FAILURES,
+            },
+        )
 
 
 class Lags:

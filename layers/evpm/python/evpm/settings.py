@@ -80,6 +80,7 @@ class ApiSettings(_ServingSettings):
     PREDICTIONS_TABLE: str = Field(min_length=1, description="DynamoDB table for predictions")
     LABELS_TABLE: str = Field(min_length=1, description="DynamoDB table for ground-truth labels")
     POWERTOOLS_SERVICE_NAME: str = "evpm-api"
+    POWERTOOLS_METRICS_NAMESPACE: str = "evpm"
     LOG_LEVEL: LogLevel = "INFO"
     MAX_BATCH: int = Field(default=500, ge=1, le=10_000, description="records per /predict/batch")
     ROLE_CACHE_SECONDS: float = Field(

@@ -43,12 +43,24 @@ def pinned_models(*, ttl: float | None = None) -> PinnedModels:
 
 
 def served_now(pinned: PinnedModels, logger: Any) -> ServedModels:
-    """The pinned models now; a failed reload keeps the old ones and says so in the log."""
+    """The pinned models now; a failed reload keeps the old ones and says so in the log.
+
+    The warning goes to the handler's ``logger`` (JSON, with the invocation's context) from
+    the call whose own refresh failed: once per failed refresh (every ``ttl`` at most while
+    the failure lasts), not on every request served in between. Those requests still get the
+    stale models; ``ModelLoadFailures`` counts each failed refresh (:mod:`evpm.counters`).
+    """
+    failures = pinned.failed_refreshes
     served = pinned.current()
-    if pinned.last_error:
+    if pinned.failed_refreshes != failures:
         logger.warning(
-            "serving previous models",
-            extra={"error": pinned.last_error, "versions": served.versions},
+            "serving stale models: the pinned ones could not be loaded",
+            extra={
+                "error": pinned.last_error,
+                "failed_pins": pinned.failed_pins,
+                "serving_versions": served.versions,
+                "stale": pinned.stale,
+            },
         )
     return served
 
