@@ -22,7 +22,6 @@ import gc
 # module, with them frozen out of later passes in a Lambda container (imports this module once).
 gc.disable()
 
-import base64
 import binascii
 import os
 from datetime import UTC, datetime
@@ -31,7 +30,6 @@ from typing import TYPE_CHECKING, Any
 from alert_sink import AlertSink, DedupedEventBridgeAlertSink
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.data_classes import KinesisStreamEvent
 from sinks import DynamoPredictionSink, ParkedSink, PredictionSink, SqsParkedSink
 
 from evpm.alerts import select_alerts
@@ -44,9 +42,6 @@ from evpm_aws.past_readings import DynamoPastReadings
 from evpm_aws.serving import CANARY_KEY, answer_canary, pinned_models, served_now
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import (
-        KinesisStreamRecord,
-    )
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 settings = ScorerSettings()  # validated at cold start: a missing variable fails loudly
@@ -82,16 +77,24 @@ def _default_sinks() -> tuple[PredictionSink, ParkedSink, AlertSink]:
     return _sinks
 
 
-def _raw(record: KinesisStreamRecord) -> RawRecord:
-    data = record.kinesis.data
+def _raw(record: dict[str, Any]) -> RawRecord:
+    """One record of a Kinesis event as delivered (``Records[i]`` of the Lambda event).
+
+    Read from the event's dicts directly rather than through powertools'
+    ``KinesisStreamEvent``: its properties cost a few microseconds a record, a tenth of the
+    scorer's own time on a 500-record event. ``a2b_base64(strict_mode=True)`` is what
+    ``b64decode(validate=True)`` calls.
+    """
+    kinesis = record["kinesis"]
+    data = kinesis["data"]
     try:
-        payload = base64.b64decode(data, validate=True)
+        payload = binascii.a2b_base64(data, strict_mode=True)
     except (binascii.Error, ValueError):
         payload = data.encode()  # not base64: parked downstream with the text as it came
     return RawRecord(
-        sequence_number=record.kinesis.sequence_number,
-        partition_key=record.kinesis.partition_key,
-        shard_id=record.event_id.split(":", 1)[0],
+        sequence_number=kinesis["sequenceNumber"],
+        partition_key=kinesis["partitionKey"],
+        shard_id=record["eventID"].split(":", 1)[0],
         data=payload,
     )
 
@@ -110,7 +113,7 @@ def handle(
     ``models`` are the pinned versions to score with (none: the rules alone); ``history``
     holds each vehicle's recent readings across events, for the models' rolling features.
     """
-    raw = [_raw(record) for record in KinesisStreamEvent(event).records]
+    raw = [_raw(record) for record in event["Records"]]
     outcome = process_batch(raw, models=models, history=history)
 
     write_failed = predictions.write(outcome.accepted) if outcome.accepted else []

@@ -13,8 +13,9 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
 
 import boto3
@@ -119,15 +120,15 @@ def wire_item(prediction: Any, *, ttl_days: int | None, reading: bytes | None) -
                 for f in p.findings
             ]
         },
-        "model_versions": {"M": {k: {"S": v} for k, v in p.model_versions.items()}},
-        "scored_at": {"S": format_timestamp(p.scored_at)},
+        "model_versions": _versions(tuple(p.model_versions.items())),
+        "scored_at": _stamped(p.scored_at, ttl_days)[0],
     }
     for key in MODEL_FIELDS:
         value = getattr(p, key)
         if value is None:
             continue
         if isinstance(value, dict):
-            item[key] = {"M": {k: _number(float(v)) for k, v in value.items()}}
+            item[key] = {"M": {k: _number(v) for k, v in value.items()}}
         elif isinstance(value, bool):
             item[key] = {"BOOL": value}
         elif isinstance(value, str):
@@ -137,9 +138,22 @@ def wire_item(prediction: Any, *, ttl_days: int | None, reading: bytes | None) -
     if reading is not None:
         item[READING_ATTRIBUTE] = {"B": reading}
     if ttl_days:
-        expires = p.scored_at + timedelta(days=ttl_days)
-        item[TTL_ATTRIBUTE] = {"N": str(int(expires.timestamp()))}
+        item[TTL_ATTRIBUTE] = _stamped(p.scored_at, ttl_days)[1]
     return item
+
+
+# A batch's predictions share their scoring time and model versions: their wire values are
+# made once per batch (read-only dicts, shared by the batch's items), not once per item.
+@lru_cache(maxsize=8)
+def _stamped(scored_at: datetime, ttl_days: int | None) -> tuple[dict[str, str], dict[str, str]]:
+    """``scored_at`` and the TTL attribute ``ttl_days`` after it, on the wire."""
+    expires = int((scored_at + timedelta(days=ttl_days or 0)).timestamp())
+    return {"S": format_timestamp(scored_at)}, {"N": str(expires)}
+
+
+@lru_cache(maxsize=8)
+def _versions(versions: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    return {"M": {k: {"S": v} for k, v in versions}}
 
 
 class PredictionSink(Protocol):
