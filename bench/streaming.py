@@ -108,11 +108,11 @@ def traffic(
 ) -> list[tuple[str, bytes, bool]]:
     """The CLI generator's records (one a second from ``start``, round robin over the
     vehicles); the first ``degraded`` share of vehicles has worn pads."""
-    from evpm_cli import telemetry_gen
+    from evpm_cli import loadgen
 
     bad_vehicles = {f"{prefix}-{v:05d}" for v in range(round(vehicles * degraded))}
     out: list[tuple[str, bytes, bool]] = []
-    for key, data, valid in telemetry_gen.generate(
+    for key, data, valid in loadgen.generate(
         count, vehicles=vehicles, malformed=malformed, seed=seed, prefix=prefix, start=start
     ):
         if valid and key in bad_vehicles:
@@ -585,7 +585,7 @@ def _storage(app: Any, events: list[dict], system: dict) -> dict[str, Any]:
         "handle_total_rules_only": [],
     }
     for event in events[: min(len(events), 20)]:
-        raw = [app._raw(r) for r in app.KinesisStreamEvent(event).records]
+        raw = [app._raw(r) for r in event["Records"]]
         outcome = process_batch(raw)
         started = time.perf_counter()
         real[0].write(outcome.accepted)
