@@ -18,7 +18,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from evpm.mlflow_rest import MlflowError
 from evpm.pins import MLFLOW_URI_PARAMETER, PinError
 from evpm_cli import deploy as deploy_mod
-from evpm_cli import emulator, endpoints, keys, services, stream, telemetry_gen
+from evpm_cli import emulator, endpoints, keys, loadgen, services, stream
 from evpm_cli import lifecycle as lifecycle_mod
 from evpm_cli.aws import client
 from evpm_cli.config import CliSettings, settings
@@ -179,9 +179,9 @@ def send(
     cfg = settings()
     name = stream_name or endpoints.stack_outputs(cfg).get("StreamName", "ev-telemetry")
     records = list(
-        telemetry_gen.read_file(path)
+        loadgen.read_file(path)
         if path
-        else telemetry_gen.generate(count, vehicles=vehicles, malformed=malformed, seed=seed)
+        else loadgen.generate(count, vehicles=vehicles, malformed=malformed, seed=seed)
     )
     with Progress(
         TextColumn("sending"),
@@ -227,7 +227,7 @@ def predict(path: str | None, role: str) -> None:
     body = (
         json.loads(Path(path).read_text())
         if path
-        else json.loads(next(telemetry_gen.generate(1))[1])
+        else json.loads(next(loadgen.generate(1))[1])
     )
     response = httpx.post(
         f"{url}/predict",

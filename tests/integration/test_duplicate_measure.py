@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from evpm_cli import stream_audit, telemetry_gen
+from evpm_cli import loadgen, stream_audit
 from evpm_cli.stream_audit import PutRecord, StreamAudit
 from tests.integration.conftest import System
 
@@ -41,7 +41,7 @@ def _audit(
 
 def test_a_re_put_record_is_audited_as_exactly_one_duplicate(system: System) -> None:
     prefix = f"EVD{uuid.uuid4().hex[:6]}"
-    records = list(telemetry_gen.generate(RECORDS, vehicles=VEHICLES, prefix=prefix))
+    records = list(loadgen.generate(RECORDS, vehicles=VEHICLES, prefix=prefix))
     vehicles = [f"{prefix}-{v:05d}" for v in range(VEHICLES)]
     kinesis = system.client("kinesis")
     since = time.time() - 5  # CloudWatch stamps a log event when it is stored

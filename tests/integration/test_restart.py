@@ -9,7 +9,7 @@ import uuid
 
 import httpx
 
-from evpm_cli import stream, telemetry_gen
+from evpm_cli import loadgen, stream
 from tests.integration.conftest import System, drain_dlq, evpm, read_status
 
 
@@ -43,7 +43,7 @@ def test_state_survives_restart(system: System) -> None:
 
     # Stream work done before the restart: 2 poison records parked in the DLQ.
     prefix = f"RST{marker}"
-    records = list(telemetry_gen.generate(20, vehicles=2, malformed=2, prefix=prefix))
+    records = list(loadgen.generate(20, vehicles=2, malformed=2, prefix=prefix))
     stream.put_all(system.client("kinesis"), system.stream, records)
     parked: dict[str, dict] = {}
     deadline = time.monotonic() + 30
@@ -76,7 +76,7 @@ def test_state_survives_restart(system: System) -> None:
                  system.info["stacks"]["ApiFunctionName"]):
         assert lam.get_function(FunctionName=name)["Configuration"]["State"] == "Active"
     # The event source mapping resumed after its checkpoint: nothing was delivered twice.
-    sentinel = list(telemetry_gen.generate(4, vehicles=1, malformed=1, prefix=f"{prefix}S"))
+    sentinel = list(loadgen.generate(4, vehicles=1, malformed=1, prefix=f"{prefix}S"))
     stream.put_all(system.client("kinesis"), system.stream, sentinel)
     replayed: dict[str, dict] = {}
     deadline = time.monotonic() + 30

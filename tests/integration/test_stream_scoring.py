@@ -6,7 +6,7 @@ import json
 import time
 import uuid
 
-from evpm_cli import stream, telemetry_gen
+from evpm_cli import loadgen, stream
 from tests.integration.conftest import System, drain_dlq
 
 TOTAL, MALFORMED, VEHICLES = 1000, 10, 20
@@ -26,7 +26,7 @@ def _count_predictions(system: System, prefix: str) -> int:
 
 def test_every_record_is_scored_or_parked_once(system: System) -> None:
     prefix = f"EVT{uuid.uuid4().hex[:6]}"
-    records = list(telemetry_gen.generate(TOTAL, vehicles=VEHICLES, malformed=MALFORMED,
+    records = list(loadgen.generate(TOTAL, vehicles=VEHICLES, malformed=MALFORMED,
                                           prefix=prefix))
     assert sum(1 for *_, valid in records if not valid) == MALFORMED
     kinesis = system.client("kinesis")
@@ -62,7 +62,7 @@ def test_every_record_is_scored_or_parked_once(system: System) -> None:
 
 def test_prediction_items_name_what_produced_them(system: System) -> None:
     prefix = f"EVN{uuid.uuid4().hex[:6]}"
-    records = list(telemetry_gen.generate(5, vehicles=1, prefix=prefix))
+    records = list(loadgen.generate(5, vehicles=1, prefix=prefix))
     stream.put_all(system.client("kinesis"), system.stream, records)
     table = system.client("dynamodb")
     items: list = []

@@ -26,7 +26,7 @@ import uuid
 
 import httpx
 
-from evpm_cli import stream, stream_audit, telemetry_gen
+from evpm_cli import loadgen, stream, stream_audit
 from evpm_cli.workers import lambda_workers
 from tests.integration.conftest import System, read_status
 
@@ -109,7 +109,7 @@ def _differences(got: dict, want: dict) -> list[str]:
 
 def test_killed_scorer_worker_loses_and_duplicates_nothing(system: System) -> None:
     prefix = f"EVK{uuid.uuid4().hex[:6]}"
-    records = list(telemetry_gen.generate(TOTAL, vehicles=VEHICLES, malformed=MALFORMED,
+    records = list(loadgen.generate(TOTAL, vehicles=VEHICLES, malformed=MALFORMED,
                                           prefix=prefix))
     expected = {(key, json.loads(data)["timestamp"]) for key, data, ok in records if ok}
     # The emulator's pid now (an earlier test restarts the system, so not the session's).
@@ -171,7 +171,7 @@ def test_killed_scorer_worker_loses_and_duplicates_nothing(system: System) -> No
     # AND the same records under other vehicle ids, streamed with no kill, give the same
     # model outputs reading for reading (the killed run's fresh worker read the past back)
     again = f"EVU{uuid.uuid4().hex[:6]}"
-    uninterrupted = list(telemetry_gen.generate(TOTAL, vehicles=VEHICLES, malformed=MALFORMED,
+    uninterrupted = list(loadgen.generate(TOTAL, vehicles=VEHICLES, malformed=MALFORMED,
                                                 prefix=again))
     _stream_until_stored(system, uninterrupted, len(expected), again)
     killed, reference = _outputs(system, prefix), _outputs(system, again)
