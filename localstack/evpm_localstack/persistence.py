@@ -50,13 +50,17 @@ from localstack.state import pickle as ls_pickle
 from moto.core.base_backend import BackendDict
 
 from evpm_localstack import (
+    cloudwatch_stats,
     esm_checkpoints,
     esm_pacing,
     esm_shards,
     gc_watch,
+    lambda_metrics,
+    metrics_sink,
     pickling,
     sfn_callbacks,
     shard_index,
+    sqs_metrics,
 )
 from evpm_localstack import snapshot_files as sf
 from evpm_localstack.snapshot_files import log_event
@@ -215,7 +219,10 @@ class SaveVisitor(StateVisitor):
             source = Path(state_container.path)
             if source.is_dir() and any(source.iterdir()) and self.service != "s3":
                 name = sf.container_filename("assets", state_container.service_name)
-                shutil.copytree(source, self.target / name, symlinks=True)
+                # CloudWatch's folder is a live SQLite file: copy it between transactions.
+                with (metrics_sink.SINK.quiesced() if self.service == "cloudwatch"
+                      else contextlib.nullcontext()):
+                    shutil.copytree(source, self.target / name, symlinks=True)
                 self.files.append(name)
         else:
             LOG.warning("evpm persistence: no saver for %s in %s", type(state_container), self.service)
@@ -514,6 +521,13 @@ def load_on_ready() -> None:
     esm_shards.install()
     gc_watch.install()
     sfn_callbacks.install()
+    if os.environ.get("EVPM_CLOUDWATCH_METRICS", "1") != "0":
+        metrics_sink.install()
+        lambda_metrics.install()
+        sqs_metrics.install()
+    if os.environ.get("EVPM_CLOUDWATCH_STATS", "1") != "0":
+        # after metrics_sink: it replaces one of the store reads the sink wrapped (and flushes)
+        cloudwatch_stats.install()
     if root is not None:
         # Before the Lambda provider restores mappings, so they resume from their checkpoints.
         esm_checkpoints.install(root)
@@ -542,6 +556,7 @@ def save_on_shutdown() -> None:
     _stop_periodic.set()
     if (checkpoints := esm_checkpoints.store()) is not None:
         checkpoints.flush()
+    metrics_sink.SINK.flush()  # metric data still queued goes into the final snapshot
     try:
         save_all("shutdown")
     except Exception:

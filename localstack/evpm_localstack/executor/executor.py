@@ -18,6 +18,7 @@ from localstack.services.lambda_.invocation.executor_endpoint import StatusError
 from localstack.services.lambda_.invocation.lambda_models import FunctionVersion, InvocationResult
 from localstack.services.lambda_.invocation.runtime_executor import RuntimeExecutor
 
+from evpm_localstack import lambda_metrics
 from evpm_localstack.executor.runtimes import RuntimeNotAvailableError, runtime_python, state_dir
 
 LOG = logging.getLogger(__name__)
@@ -269,6 +270,8 @@ class HostProcessRuntimeExecutor(RuntimeExecutor):
             if self._worker is None or self._worker.process.poll() is not None:
                 error = self._spawn()
                 if error is not None:
+                    lambda_metrics.record_invocation(self.function_version, started_at=time.time(),
+                                                     duration_ms=None, is_error=True, log_lines=())
                     return InvocationResult(request_id, error, is_error=True, logs="")
             worker = self._worker
             assert worker is not None
@@ -276,6 +279,7 @@ class HostProcessRuntimeExecutor(RuntimeExecutor):
                 init_logs, self._pending_init_logs = self._pending_init_logs, []
                 init_ms = self._init_duration_ms
             started = time.perf_counter()
+            started_at = time.time()
             request = {
                 "request_id": request_id,
                 "invoked_arn": payload.get("invoked-function-arn", ""),
@@ -320,6 +324,10 @@ class HostProcessRuntimeExecutor(RuntimeExecutor):
                   f"Max Memory Used: {worker.max_memory_mb()} MB")
         if init_ms is not None:
             report += f"\tInit Duration: {init_ms:.2f} ms"
+        # What CloudWatch makes of an invocation: AWS/Lambda metrics, the EMF lines' metrics.
+        lambda_metrics.record_invocation(self.function_version, started_at=started_at,
+                                         duration_ms=duration_ms, is_error=is_error,
+                                         log_lines=logs)
         logs += [f"END RequestId: {request_id}", report]
         return InvocationResult(request_id, result_payload, is_error=is_error,
                                 logs="\n".join(logs) + "\n")
