@@ -1,8 +1,12 @@
-"""Plausible fleet telemetry for demos and load tests, with optional poison records.
+"""The stationary load-test source: plausible telemetry, as fast as wanted, with poison records.
 
-This is a simple stationary generator (nominal values plus noise, per vehicle); the physics-
-driven fleet simulator that models learn from lives in ``training_job``. Malformed records
-come in the kinds a real ingestion path meets, so the dead-letter path is exercised too.
+Each signal is drawn uniformly from a nominal band, independently of the others and of the
+vehicle's past: cheap, any volume, every record a valid reading (so throughput, loss and
+duplicate tests and ``bench/streaming.py`` count on it, ``evpm send --source load``). It is
+*not* the fleet the models learnt (``training_job.simulator``; ``evpm send`` streams that by
+default, :mod:`evpm_cli.fleet_stream`): to the models most of these readings are anomalies, so
+rates measured on them say nothing about the models. Malformed records come in the kinds a
+real ingestion path meets, so the dead-letter path is exercised too.
 """
 
 from __future__ import annotations
@@ -49,7 +53,8 @@ def _record(rng: random.Random, vehicle: str, ts: datetime) -> dict:
     return record
 
 
-def _poison(rng: random.Random, record: dict, kind: str) -> bytes:
+def poison(record: dict, kind: str) -> bytes:
+    """``record`` made invalid the way ``kind`` (one of :data:`MALFORMED_KINDS`) says."""
     if kind == "not_json":
         return b'{"vehicle_id": "' + record["vehicle_id"].encode() + b'", "SoC": 5'
     bad = dict(record)
@@ -80,7 +85,7 @@ def generate(count: int, *, vehicles: int = 50, malformed: int = 0, seed: int = 
         if i in bad_at:
             kind = MALFORMED_KINDS[kinds % len(MALFORMED_KINDS)]
             kinds += 1
-            yield vehicle, _poison(rng, record, kind), False
+            yield vehicle, poison(record, kind), False
         else:
             yield vehicle, json.dumps(record).encode(), True
 

@@ -14,7 +14,14 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-__all__ = ["anomaly_metrics", "classifier_metrics", "phm08_score", "regression_metrics", "rmse"]
+__all__ = [
+    "anomaly_metrics",
+    "classifier_metrics",
+    "nominal_rate",
+    "phm08_score",
+    "regression_metrics",
+    "rmse",
+]
 
 
 def rmse(y: np.ndarray, p: np.ndarray) -> float:
@@ -101,3 +108,14 @@ def anomaly_metrics(
         out["flag_rate"] = float(flag.mean())
         out["f1_at_threshold"] = float(f1_score(truth, flag, zero_division=0))
     return out
+
+
+def nominal_rate(name: str, flagged: np.ndarray, nominal: np.ndarray | None) -> dict[str, float]:
+    """``{name: share of the nominal rows flagged, name + "_rows": how many}``; empty when
+    the data set labels no row nominal (a rate of nothing would be NaN in the registry).
+
+    ``flagged`` and ``nominal`` are aligned boolean masks over the test rows.
+    """
+    if nominal is None or not nominal.any():
+        return {}
+    return {name: float(np.asarray(flagged)[nominal].mean()), f"{name}_rows": float(nominal.sum())}

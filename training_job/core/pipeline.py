@@ -452,18 +452,26 @@ def _evaluate(
         own = np.isin(units, split.test_units)  # whole test units: their full past is there
         raw = frame.loc[own, list(bundle.spec.features.inputs)].to_numpy(dtype=np.float64)
         x_te = bundle.features(raw, units[own])[te[own]]
+    nominal = _nominal_test_rows(dspec, frame, split, bundle.spec.features.max_window)
     if task == "anomaly":
         pred = bundle.predict_matrix(x_te)
+        assert pred.flag is not None
         if not dspec.anomaly_label:
-            return {"metrics": {"flag_rate": float(pred.flag.mean())}}  # type: ignore[union-attr]
-        truth = frame[dspec.anomaly_label].to_numpy().astype(bool)[te]
-        return {"metrics": m.anomaly_metrics(truth, pred.value, pred.flag)}
+            out = {"flag_rate": float(pred.flag.mean())}
+        else:
+            truth = frame[dspec.anomaly_label].to_numpy().astype(bool)[te]
+            out = m.anomaly_metrics(truth, pred.value, pred.flag)
+        return {"metrics": out | m.nominal_rate("nominal_flag_rate", pred.flag, nominal)}
     pred = bundle.predict_matrix(x_te)
     if task == "classifier":
         classes = bundle.spec.classes
         y = pd.Categorical(frame[dspec.class_label].astype(str), categories=classes).codes
         y_train = y[split.train]
-        return m.classifier_metrics(y[te], pred.value, pred.proba, y_train, classes)
+        report = m.classifier_metrics(y[te], pred.value, pred.proba, y_train, classes)
+        if classes and classes[0] == _healthy_class(dspec, frame):
+            failing = np.asarray(pred.value) != 0  # any class but the healthy first one
+            report["metrics"] |= m.nominal_rate("nominal_failure_rate", failing, nominal)
+        return report
     y = frame[dspec.rul_label].to_numpy(dtype=np.float64)
     report = m.regression_metrics(y[te], pred.value, float(y[split.train].mean()))
     if pred.low is not None and pred.high is not None:
@@ -471,6 +479,38 @@ def _evaluate(
         report["metrics"]["interval_coverage"] = float(inside.mean()) if inside.size else 0.0
         report["metrics"]["interval_mean_width"] = float(np.mean(pred.high - pred.low))
     return report
+
+
+def _healthy_class(dspec: DatasetSpec, frame: pd.DataFrame) -> str | None:
+    """The class that means "no failure": the first of the spec's classes (``none`` in the
+    fleet, ``0`` in AI4I), as the classifier and the scorer order them."""
+    if not dspec.class_label:
+        return None
+    classes = dspec.classes or tuple(sorted(frame[dspec.class_label].astype(str).unique()))
+    return classes[0] if classes else None
+
+
+def _nominal_test_rows(
+    dspec: DatasetSpec, frame: pd.DataFrame, split: Any, window: int
+) -> np.ndarray | None:
+    """Which test rows are nominal readings (a mask over the test rows), or None when the
+    data set does not say which readings are healthy.
+
+    A nominal reading is one of a held-out vehicle, labelled healthy (no failure within the
+    label's horizon: ``failure_mode`` ``none`` in the fleet), whose features see a full
+    ``window`` of its own past, as every served reading after a vehicle's first week does.
+    The share of them a model flags is its false-alarm rate on a healthy fleet: what
+    ``evpm send`` compares the stream's rates with (``nominal_flag_rate`` of the anomaly
+    detector, ``nominal_failure_rate`` of the classifier). Readings, not whole vehicles: a
+    vehicle healthy over the whole test period is one far from any failure, and the rate over
+    the few such vehicles of a test split is a handful of vehicles' luck.
+    """
+    healthy = _healthy_class(dspec, frame)
+    if healthy is None:
+        return None
+    labelled = frame[dspec.class_label].astype(str).to_numpy() == healthy
+    position = frame.groupby(dspec.unit, observed=True, sort=False).cumcount().to_numpy()
+    return (labelled & (position >= window - 1))[split.test]
 
 
 def report_json(result: TrainResult) -> str:
