@@ -15,10 +15,16 @@ STATE_DIR ?= $(CURDIR)/.state
 TEST_PORT ?= 4576
 TEST_MLFLOW_PORT ?= 5076
 TEST_EMULATOR_PORT ?= 4597
+TEST_PROMETHEUS_PORT ?= 9190
+TEST_ALERTMANAGER_PORT ?= 9193
+TEST_EXPORTER_PORT ?= 9196
 TEST_STATE ?= $(CURDIR)/.state/test
-TEST_ENV := EVPM_STATE_DIR=$(TEST_STATE) EVPM_EMULATOR_PORT=$(TEST_PORT) EVPM_MLFLOW_PORT=$(TEST_MLFLOW_PORT) EVPM_TEST_EMULATOR_PORT=$(TEST_EMULATOR_PORT)
+TEST_ENV := EVPM_STATE_DIR=$(TEST_STATE) EVPM_EMULATOR_PORT=$(TEST_PORT) EVPM_MLFLOW_PORT=$(TEST_MLFLOW_PORT) EVPM_TEST_EMULATOR_PORT=$(TEST_EMULATOR_PORT) \
+	EVPM_PROMETHEUS_PORT=$(TEST_PROMETHEUS_PORT) EVPM_ALERTMANAGER_PORT=$(TEST_ALERTMANAGER_PORT) EVPM_EXPORTER_PORT=$(TEST_EXPORTER_PORT)
+# Prometheus and Alertmanager come from Debian; root installs them, anyone else through sudo.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help up down status test check lint unit infra integration deps runtime clean bench-models bench-stream bench bench-serving bench-cold
+.PHONY: help up down status test check lint unit infra integration deps monitoring-bins runtime clean bench-models bench-stream bench bench-serving bench-cold
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -48,7 +54,22 @@ node_modules/.stamp: package.json package-lock.json
 runtime: $(LSVENV)/.stamp ## Build the clean Lambda runtime environment (python3.12) for STATE_DIR
 	@EVPM_STATE_DIR=$(STATE_DIR) $(LSVENV)/bin/python -m evpm_localstack.executor.runtimes python3.12 >/dev/null
 
-deps: $(VENV)/.stamp $(LSVENV)/.stamp node_modules/.stamp ## Build the venvs and install npm packages
+monitoring-bins: ## Install Prometheus and Alertmanager (Debian packages) when missing; their system services stay off
+	@if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null || ! command -v amtool >/dev/null \
+	    || ! { command -v prometheus-alertmanager || command -v alertmanager; } >/dev/null; then \
+	  echo "== prometheus and alertmanager (Debian packages)"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    prometheus prometheus-alertmanager >/dev/null || exit 1; \
+	  for unit in prometheus prometheus-alertmanager; do \
+	    $(SUDO) systemctl disable $$unit >/dev/null 2>&1; \
+	    $(SUDO) systemctl stop $$unit >/dev/null 2>&1; \
+	    $(SUDO) service $$unit stop >/dev/null 2>&1; \
+	    $(SUDO) update-rc.d $$unit disable >/dev/null 2>&1; \
+	  done; \
+	fi; true
+
+deps: $(VENV)/.stamp $(LSVENV)/.stamp node_modules/.stamp monitoring-bins ## Build the venvs and install npm packages, Prometheus and Alertmanager
 
 up: deps runtime ## Start the emulator, deploy the stacks, print endpoints
 	@EVPM_STATE_DIR=$(STATE_DIR) $(VENV)/bin/evpm up
@@ -62,7 +83,7 @@ status: ## Show endpoints, keys and names
 lint: $(VENV)/.stamp ## ruff
 	@$(VENV)/bin/ruff check .
 
-unit: $(VENV)/.stamp ## Unit tests (no network)
+unit: $(VENV)/.stamp monitoring-bins ## Unit tests (no network; promtool and amtool check monitoring/)
 	@$(VENV)/bin/python -m pytest tests/unit -q
 
 infra: $(VENV)/.stamp ## CDK template tests (no emulator)

@@ -14,7 +14,14 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-STACKS = ("evpm-storage", "evpm-ingestion", "evpm-scoring", "evpm-serving", "evpm-lifecycle")
+STACKS = (
+    "evpm-storage",
+    "evpm-ingestion",
+    "evpm-scoring",
+    "evpm-serving",
+    "evpm-lifecycle",
+    "evpm-monitoring",
+)
 
 
 class CliSettings(BaseSettings):
@@ -25,6 +32,9 @@ class CliSettings(BaseSettings):
     state_dir: Path = Field(default=REPO_ROOT / ".state", description="all local state")
     emulator_port: int = Field(default=4566, ge=1024, le=65535)
     mlflow_port: int = Field(default=5000, ge=1024, le=65535)
+    prometheus_port: int = Field(default=9090, ge=1024, le=65535)
+    alertmanager_port: int = Field(default=9093, ge=1024, le=65535)
+    exporter_port: int = Field(default=9106, ge=1024, le=65535)
     region: str = "us-east-1"
     account: str = "000000000000"
     emulator_venv: Path = REPO_ROOT / ".venv-localstack"
@@ -36,6 +46,18 @@ class CliSettings(BaseSettings):
     @property
     def mlflow_url(self) -> str:
         return f"http://127.0.0.1:{self.mlflow_port}"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.prometheus_port}"
+
+    @property
+    def alertmanager_url(self) -> str:
+        return f"http://127.0.0.1:{self.alertmanager_port}"
+
+    @property
+    def exporter_url(self) -> str:
+        return f"http://127.0.0.1:{self.exporter_port}"
 
     def mlflow_env(self) -> dict[str, str]:
         """What every MLflow client (and the server) needs to reach tracking and S3 artifacts."""

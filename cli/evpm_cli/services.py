@@ -1,4 +1,5 @@
-"""Background services beside the emulator (MLflow now; Prometheus and Alertmanager later).
+"""Background services beside the emulator: MLflow, the training worker, and monitoring
+(the CloudWatch exporter, Prometheus and Alertmanager; their configs: :mod:`evpm_cli.monitoring`).
 
 Each runs as a host process bound to 127.0.0.1, with a pidfile and a log under the state folder,
 so `evpm down` can stop exactly what `evpm up` started and nothing else.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from evpm_cli.config import CliSettings
+from evpm_cli.config import REPO_ROOT, CliSettings
 
 
 class ServiceError(Exception):
@@ -117,6 +119,9 @@ def stop(cfg: CliSettings, service: Service, timeout: float = 15.0) -> bool:
         os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        # A child of this very process stays a zombie (and its group alive) until reaped.
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
         try:
             os.killpg(pid, 0)
         except ProcessLookupError:
@@ -177,3 +182,86 @@ def training_worker(cfg: CliSettings, queue_url: str, raw_bucket: str) -> Servic
         health_url=None,
         env={**cfg.aws_env(), **cfg.mlflow_env()},
     )
+
+
+def _binary(*names: str) -> str:
+    """The first of ``names`` on PATH (Debian names Alertmanager ``prometheus-alertmanager``)."""
+    for name in names:
+        if found := shutil.which(name):
+            return found
+    raise ServiceError(
+        f"{' or '.join(names)} not found: run `make deps` (installs the Debian "
+        "packages prometheus and prometheus-alertmanager)"
+    )
+
+
+def monitoring_dir(cfg: CliSettings) -> Path:
+    """Where the rendered Prometheus and Alertmanager configs live (see evpm_cli.monitoring)."""
+    return cfg.state_dir / "monitoring"
+
+
+def exporter(cfg: CliSettings) -> Service:
+    """The CloudWatch exporter (``python -m cloudwatch_exporter``), reading the emulator."""
+    return Service(
+        name="cloudwatch-exporter",
+        command=[
+            sys.executable,
+            "-m",
+            "cloudwatch_exporter",
+            "--config",
+            str(REPO_ROOT / "monitoring" / "exporter.yaml"),
+            "--listen-address",
+            "127.0.0.1",
+            "--port",
+            str(cfg.exporter_port),
+        ],
+        health_url=f"{cfg.exporter_url}/-/healthy",
+        env=cfg.aws_env(),
+        startup_timeout=30.0,
+    )
+
+
+def prometheus(cfg: CliSettings) -> Service:
+    """Prometheus on 127.0.0.1 with its TSDB in the state folder (kept across restarts)."""
+    return Service(
+        name="prometheus",
+        command=[
+            shutil.which("prometheus") or "prometheus",
+            f"--config.file={monitoring_dir(cfg) / 'prometheus.yml'}",
+            f"--web.listen-address=127.0.0.1:{cfg.prometheus_port}",
+            f"--web.external-url={cfg.prometheus_url}",
+            f"--storage.tsdb.path={cfg.state_dir / 'prometheus'}",
+            "--storage.tsdb.retention.time=15d",
+            "--web.enable-lifecycle",  # POST /-/reload after `evpm up` renders a new config
+            "--log.format=json",
+        ],
+        health_url=f"{cfg.prometheus_url}/-/ready",
+        startup_timeout=60.0,
+    )
+
+
+def alertmanager(cfg: CliSettings) -> Service:
+    """Alertmanager on 127.0.0.1 without clustering; silences and notification log in the
+    state folder, so they survive a restart."""
+    binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+    return Service(
+        name="alertmanager",
+        command=[
+            binary or "alertmanager",
+            f"--config.file={monitoring_dir(cfg) / 'alertmanager.yml'}",
+            f"--storage.path={cfg.state_dir / 'alertmanager'}",
+            f"--web.listen-address=127.0.0.1:{cfg.alertmanager_port}",
+            f"--web.external-url={cfg.alertmanager_url}",
+            "--cluster.listen-address=",
+            "--log.format=json",
+        ],
+        health_url=f"{cfg.alertmanager_url}/-/ready",
+        startup_timeout=60.0,
+    )
+
+
+def require_binaries() -> None:
+    """Fail with the remedy when Prometheus or Alertmanager is not installed (the builders
+    above do not: ``evpm down`` uses them to find pidfiles)."""
+    _binary("prometheus")
+    _binary("prometheus-alertmanager", "alertmanager")
