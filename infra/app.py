@@ -22,6 +22,7 @@ from infra.constructs.model_access import ModelAccess  # noqa: E402
 from infra.nag import apply_checks  # noqa: E402
 from infra.stacks.ingestion import IngestionStack  # noqa: E402
 from infra.stacks.lifecycle import LifecycleStack  # noqa: E402
+from infra.stacks.monitoring import MonitoringStack  # noqa: E402
 from infra.stacks.scoring import ScoringStack  # noqa: E402
 from infra.stacks.serving import ServingStack  # noqa: E402
 from infra.stacks.storage import StorageStack  # noqa: E402
@@ -48,15 +49,21 @@ def build(app: App, settings: InfraSettings) -> dict[str, Stack]:
         model_access=model_access,
         env=env,
     )
+    monitoring = MonitoringStack(app, c.MONITORING_STACK, settings=settings, env=env)
     serving = ServingStack(
         app,
         c.SERVING_STACK,
         settings=settings,
         predictions_table=storage.predictions_table,
         labels_table=storage.labels_table,
+        ops_alerts_table=storage.ops_alerts_table,
+        ops_topic=monitoring.ops_topic,
+        ops_topic_key=monitoring.ops_topic_key,
         model_access=model_access,
         env=env,
     )
+    # The API puts OpsAlert events on the scoring stack's bus (referred to by name).
+    serving.add_stack_dependency(scoring)
     lifecycle = LifecycleStack(
         app,
         c.LIFECYCLE_STACK,
@@ -68,7 +75,7 @@ def build(app: App, settings: InfraSettings) -> dict[str, Stack]:
         scorer_function=scoring.function,
         env=env,
     )
-    for stack in (storage, ingestion, scoring, serving, lifecycle):
+    for stack in (storage, ingestion, scoring, serving, lifecycle, monitoring):
         Tags.of(stack).add("project", c.PROJECT)
         Tags.of(stack).add("environment", settings.env_name)
     apply_checks(app)
@@ -78,6 +85,7 @@ def build(app: App, settings: InfraSettings) -> dict[str, Stack]:
         c.SCORING_STACK: scoring,
         c.SERVING_STACK: serving,
         c.LIFECYCLE_STACK: lifecycle,
+        c.MONITORING_STACK: monitoring,
     }
 
 

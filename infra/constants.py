@@ -17,7 +17,15 @@ INGESTION_STACK: Final = "evpm-ingestion"
 SCORING_STACK: Final = "evpm-scoring"
 SERVING_STACK: Final = "evpm-serving"
 LIFECYCLE_STACK: Final = "evpm-lifecycle"
-ALL_STACKS: Final = (STORAGE_STACK, INGESTION_STACK, SCORING_STACK, SERVING_STACK, LIFECYCLE_STACK)
+MONITORING_STACK: Final = "evpm-monitoring"
+ALL_STACKS: Final = (
+    STORAGE_STACK,
+    INGESTION_STACK,
+    SCORING_STACK,
+    SERVING_STACK,
+    LIFECYCLE_STACK,
+    MONITORING_STACK,
+)
 
 # Storage.
 RAW_BUCKET_PREFIX: Final = "evpm-raw-telemetry"
@@ -61,6 +69,23 @@ ALERT_WINDOW_SECONDS: Final = 3600  # one alert per vehicle and failure mode per
 ALERTS_AUDIT_QUEUE: Final = "evpm-alerts-audit"
 ALERTS_AUDIT_RETENTION_DAYS: Final = 4
 
+# Ops alerts: Alertmanager's webhook stores them, puts them on the alert bus and publishes them
+# to the people's topic; the CloudWatch alarms (real AWS) publish to the same topic.
+# Key and index names = evpm.ops_alerts (a test checks).
+OPS_ALERTS_TABLE: Final = "evpm-alerts"
+OPS_ALERTS_KEY: Final = "fingerprint"  # Alertmanager's hash of the alert's labels
+OPS_ALERTS_SORT_KEY: Final = "starts_at"  # one item per occurrence of an alert
+OPS_ALERTS_STATUS_INDEX: Final = "by-status"  # status / updated_at: firing now, resolved lately
+OPS_ALERTS_STATUS_INDEX_SORT_KEY: Final = "updated_at"
+OPS_ALERTS_TTL_DAYS: Final = 30
+OPS_ALERTS_TOPIC: Final = "evpm-ops-alerts"
+OPS_ALERTS_KEY_ALIAS: Final = "alias/evpm-ops-alerts"
+OPS_ALERT_SOURCE: Final = "evpm.ops"  # = evpm.ops_alerts.OPS_ALERT_SOURCE
+OPS_ALERT_DETAIL_TYPE: Final = "OpsAlert"
+WEBHOOK_TOKEN_PARAMETER: Final = "/evpm/alerts/webhook-token"  # SecureString, made by `evpm up`
+ALERTS_PATH: Final = "alerts"  # GET /alerts (keyed)
+WEBHOOK_PATH: Final = "webhook"  # POST /alerts/webhook (no key: bearer token in the function)
+
 # Serving.
 API_FUNCTION: Final = "evpm-api"
 API_MEMORY_MB: Final = 1024
@@ -86,6 +111,37 @@ LIFECYCLE_TIMEOUT_S: Final = 120  # the smoke test waits up to SMOKE_TIMEOUT_S f
 SMOKE_TIMEOUT_S: Final = 60
 TRAINING_QUEUE: Final = "evpm-training-requests"
 TRAINING_QUEUE_VISIBILITY_S: Final = 3600
+
+# Alarms (evpm-monitoring): one per Prometheus alert rule in monitoring/rules/, which names
+# its twin in the label `cloudwatch_alarm` (a test checks both ways).
+ALARM_API_LATENCY_P95: Final = "evpm-api-latency-p95"
+ALARM_API_5XX_RATE: Final = "evpm-api-5xx-rate"
+ALARM_SCORER_ERRORS: Final = "evpm-scorer-errors"
+ALARM_SCORER_WRITE_FAILURES: Final = "evpm-scorer-write-failures"
+ALARM_DLQ_GROWING: Final = "evpm-dlq-growing"
+ALARM_STREAM_LAG: Final = "evpm-stream-lag"
+ALARM_NO_TRAFFIC: Final = "evpm-no-traffic"
+ALARM_ANOMALY_RATE: Final = "evpm-anomaly-rate"
+ALARM_MODEL_LOAD_FAILURES: Final = "evpm-model-load-failures"
+ALARM_LIFECYCLE_FAILED: Final = "evpm-lifecycle-failed"
+ALARMS: Final = (
+    ALARM_API_LATENCY_P95,
+    ALARM_API_5XX_RATE,
+    ALARM_SCORER_ERRORS,
+    ALARM_SCORER_WRITE_FAILURES,
+    ALARM_DLQ_GROWING,
+    ALARM_STREAM_LAG,
+    ALARM_NO_TRAFFIC,
+    ALARM_ANOMALY_RATE,
+    ALARM_MODEL_LOAD_FAILURES,
+    ALARM_LIFECYCLE_FAILED,
+)
+API_LATENCY_P95_BUDGET_MS: Final = 1000  # p95 of ApiLatency, two 5-min periods in a row
+API_5XX_RATE_MAX: Final = 0.05  # share of requests answered 5xx over 5 min
+DLQ_GROWTH_MINUTES: Final = 15  # messages visible grew from one such period to the next
+STREAM_LAG_MAX_MS: Final = 60_000  # IteratorAge (oldest record's age when read), over 5 min
+NO_TRAFFIC_MINUTES: Final = 15  # RecordsReceived Sum < 1 this long (missing data = breaching)
+ANOMALY_RATE_MAX: Final = 0.20  # AnomaliesFlagged / PredictionsWritten over 15 min
 
 # Model serving: the pins (SSM, = evpm.pins.PINS_PARAMETER) and the registry's address.
 PINS_PARAMETER: Final = "/evpm/serving/pins"
@@ -113,3 +169,5 @@ OUT_SCORER_FUNCTION: Final = "ScorerFunctionName"
 OUT_API_FUNCTION: Final = "ApiFunctionName"
 OUT_TRAINING_QUEUE_URL: Final = "TrainingQueueUrl"
 OUT_LIFECYCLE_FUNCTION: Final = "LifecycleFunctionName"
+OUT_OPS_ALERTS_TABLE: Final = "OpsAlertsTable"
+OUT_OPS_ALERTS_TOPIC_ARN: Final = "OpsAlertsTopicArn"

@@ -30,6 +30,8 @@ from access_control import (
     protected,
     role_lookup_failed,
 )
+from alert_routes import router as alert_router
+from alert_store import OpsAlerts
 from aws_lambda_powertools import Logger, Metrics
 from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import FastAPI, HTTPException, Path, Query, Request
@@ -37,6 +39,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from mangum import Mangum
 from pydantic import BaseModel, Field
+from request_metrics import RequestMetrics
 from roles import ApiKeyTagResolver, RoleLookupError, RoleResolver
 from schemas import (
     MODEL_VERSIONS,
@@ -179,6 +182,7 @@ def create_app(
     pinned: PinnedModels | None = None,
     admin: ModelAdmin | None = None,
     past: PastReadings | None = None,
+    ops_alerts: OpsAlerts | None = None,
 ) -> FastAPI:
     """Build the app: routes only parse, check the role, call the domain, and shape the reply.
 
@@ -201,6 +205,10 @@ def create_app(
     api.state.past = past or DynamoPastReadings(settings.PREDICTIONS_TABLE)
     api.state.pinned = pinned  # None: this container's pinned models, built on first use
     api.state.admin = admin
+    api.state.ops_alerts = ops_alerts or OpsAlerts.from_settings(settings)
+    # Times and counts every request, errors included, per route; inside StageRootPath (added
+    # after it), whose copy of the scope is the one the router marks with the route it chose.
+    api.add_middleware(RequestMetrics, metrics=metrics)
     api.add_middleware(StageRootPath)
     api.add_exception_handler(RequestValidationError, _validation_error)
     api.add_exception_handler(AccessDeniedError, access_denied)
@@ -368,6 +376,8 @@ def create_app(
             registry=overview["models"],
             load_error=_pinned(request).last_error,
         )
+
+    api.include_router(alert_router)  # POST /alerts/webhook (bearer token), GET /alerts
 
     @api.post(
         "/models/{name}/promote",

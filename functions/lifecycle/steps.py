@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 
@@ -16,7 +17,18 @@ from evpm.settings import LifecycleSettings
 from evpm.telemetry import EXAMPLE_RECORD, format_timestamp
 from evpm_aws.model_store import SsmPinStore, mlflow_uri
 
-__all__ = ["PromotionFailed", "SmokeTestFailed", "Steps", "canary_records"]
+__all__ = [
+    "Outcome",
+    "PromotionFailed",
+    "SmokeTestFailed",
+    "Steps",
+    "canary_records",
+    "ending_outcome",
+    "gate_check_counts",
+]
+
+Outcome = Literal["succeeded", "failed", "rolled_back"]
+"""How an execution ended, as the ``outcome`` dimension of ``LifecycleExecutions``."""
 
 CANARY_VEHICLE = "CANARY-LIFECYCLE"
 _RUN_TAGS = ("data_fingerprint", "feature_spec_version", "git_commit", "dataset", "task")
@@ -192,6 +204,46 @@ class Steps:
         if response.get("FunctionError"):
             return {"error": body.get("errorMessage", body)}
         return body
+
+
+def ending_outcome(
+    action: str | None, *, result: dict[str, Any] | None = None, failed: bool = False
+) -> Outcome | None:
+    """How the execution ends if this step's run is its last Lambda step, else ``None``.
+
+    Read from ``state_machines/model-lifecycle.asl.json``: a step that raises goes to a Fail
+    state (``ValidationFailed``, ``RegistrationFailed``, ``PromotionFailed``,
+    ``RollbackFailed``) except the smoke test, whose failure goes to ``Rollback``; a gate that
+    does not pass goes to ``GateRejected`` (a failed execution: nothing was promoted); a smoke
+    test that passes goes to ``Promoted``, a revert that works to ``RolledBack``. Executions
+    that end without a Lambda step after them (``TrainingFailed``, ``RejectRequest``) are
+    not seen here.
+
+    Example: ``ending_outcome("revert", result={...}) == "rolled_back"``.
+    """
+    if failed:
+        return None if action == "smoke" or action not in _ACTIONS else "failed"
+    if action == "validate" and result is not None and not result.get("passed"):
+        return "failed"
+    ends: dict[str, Outcome] = {"smoke": "succeeded", "revert": "rolled_back"}
+    return ends.get(action or "")
+
+
+_ACTIONS = ("validate", "register", "promote", "smoke", "revert")
+
+
+def gate_check_counts(gate: dict[str, Any]) -> Counter[tuple[str, str]]:
+    """How many of the gate report's checks passed and failed, by check name.
+
+    The check names are the gate's fixed set (``vs_champion``, ``floor``, ``latency``,
+    ``data_rows``, ...), so they make a bounded metric dimension; the model is left out.
+
+    Example: ``gate_check_counts(report)[("latency", "pass")] == 3``.
+    """
+    return Counter(
+        (str(check["check"]), "pass" if check.get("passed") else "fail")
+        for check in gate.get("checks", [])
+    )
 
 
 def _canary_problems(predictions: list[dict[str, Any]]) -> list[str]:

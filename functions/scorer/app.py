@@ -139,6 +139,11 @@ def handle(
         "PredictionsWritten", MetricUnit.Count, len(outcome.accepted) - len(write_failed)
     )
     metrics.add_metric("RecordsParked", MetricUnit.Count, len(outcome.parked) - len(park_failed))
+    # Stored predictions the anomaly model flagged: over PredictionsWritten, the anomaly rate.
+    flagged = sum(
+        1 for a in outcome.accepted if a.prediction.is_anomaly and a.sequence_number not in unstored
+    )
+    metrics.add_metric("AnomaliesFlagged", MetricUnit.Count, flagged)
     metrics.add_metric("WriteFailures", MetricUnit.Count, len(write_failed) + len(park_failed))
     alert_failed = alerted.failed if alerted else []
     metrics.add_metric("AlertsSent", MetricUnit.Count, alerted.sent if alerted else 0)

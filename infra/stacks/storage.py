@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 
 class StorageStack(Stack):
-    """Raw telemetry, model and MLflow artifacts, predictions, labels and alert claims.
+    """Raw telemetry, model and MLflow artifacts, predictions, labels, alert claims and ops alerts.
 
     Stateful resources live alone so the compute stacks can be destroyed and redeployed freely.
     """
@@ -85,6 +85,36 @@ class StorageStack(Stack):
             removal_policy=removal,
         )
 
+        # Ops alerts from Alertmanager: one item per occurrence of an alert (its fingerprint and
+        # when it started), updated by each notification; the status index lists what fires
+        # now and what resolved lately. TTL tidies old occurrences away.
+        self.ops_alerts_table = dynamodb.Table(
+            self,
+            "OpsAlerts",
+            table_name=c.OPS_ALERTS_TABLE,
+            partition_key=dynamodb.Attribute(
+                name=c.OPS_ALERTS_KEY, type=dynamodb.AttributeType.STRING
+            ),
+            sort_key=dynamodb.Attribute(
+                name=c.OPS_ALERTS_SORT_KEY, type=dynamodb.AttributeType.STRING
+            ),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            time_to_live_attribute=c.TTL_ATTRIBUTE,
+            removal_policy=removal,
+        )
+        self.ops_alerts_table.add_global_secondary_index(
+            index_name=c.OPS_ALERTS_STATUS_INDEX,
+            partition_key=dynamodb.Attribute(name="status", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(
+                name=c.OPS_ALERTS_STATUS_INDEX_SORT_KEY, type=dynamodb.AttributeType.STRING
+            ),
+            projection_type=dynamodb.ProjectionType.ALL,
+        )
+
         # What serves (pins) and where the registry is. Created here, with neutral values, so
         # every stack can grant reads; the lifecycle and `evpm up` write the real values, and a
         # redeploy leaves them alone (CloudFormation rewrites a parameter only when its
@@ -111,6 +141,7 @@ class StorageStack(Stack):
             (c.OUT_PREDICTIONS_TABLE, self.predictions_table.table_name),
             (c.OUT_LABELS_TABLE, self.labels_table.table_name),
             (c.OUT_ALERT_DEDUP_TABLE, self.alert_dedup_table.table_name),
+            (c.OUT_OPS_ALERTS_TABLE, self.ops_alerts_table.table_name),
         ):
             CfnOutput(self, key, value=value)
 

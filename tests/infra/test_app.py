@@ -20,11 +20,13 @@ EXPECTED_OUTPUTS = {
         "PredictionsTable",
         "LabelsTable",
         "AlertDedupTable",
+        "OpsAlertsTable",
     },
     c.INGESTION_STACK: {"StreamName", "StreamArn", "DlqUrl"},
     c.SCORING_STACK: {"ScorerFunctionName", "AlertBusName", "AlertsAuditQueueUrl"},
     c.SERVING_STACK: {"ApiId", "ApiStage", "ApiUrl", "ApiKeyIds", "ApiFunctionName"},
     c.LIFECYCLE_STACK: {"StateMachineArn", "TrainingQueueUrl", "LifecycleFunctionName"},
+    c.MONITORING_STACK: {"OpsAlertsTopicArn"},
 }
 
 
@@ -75,3 +77,10 @@ def test_missing_function_code_fails_at_synth(tmp_path, settings) -> None:
     broken = settings.model_copy(update={"functions_dir": tmp_path})
     with pytest.raises(MissingBuildError, match="function code not found"):
         build(App(context=cdk_context(), outdir=str(tmp_path / "out")), broken)
+
+
+def test_the_cli_deploys_and_checks_every_stack_of_the_app() -> None:
+    """``evpm up`` waits for, and reads the outputs of, exactly the app's stacks."""
+    from evpm_cli.config import STACKS
+
+    assert set(STACKS) == set(c.ALL_STACKS)

@@ -11,28 +11,40 @@ STACK = c.SERVING_STACK
 
 
 def _methods(template) -> dict[str, dict[str, Any]]:
-    """Methods by the path they serve: '/', '/health', '/{proxy+}'."""
+    """Methods by the full path they serve: '/', '/health', '/alerts/webhook', '/{proxy+}'."""
     tpl = template(STACK)
     api_id, _ = only(tpl, "AWS::ApiGateway::RestApi")
-    paths = {
-        lid: "/" + res["Properties"]["PathPart"]
-        for lid, res in resources(tpl, "AWS::ApiGateway::Resource").items()
-    }
+    root = {"Fn::GetAtt": [api_id, "RootResourceId"]}
+    parts = resources(tpl, "AWS::ApiGateway::Resource")
+
+    def path_of(ref: Any) -> str:
+        if ref == root:
+            return ""
+        props = parts[ref["Ref"]]["Properties"]
+        return f"{path_of(props['ParentId'])}/{props['PathPart']}"
+
     by_path: dict[str, dict[str, Any]] = {}
     for method in resources(tpl, "AWS::ApiGateway::Method").values():
         props = method["Properties"]
-        ref = props["ResourceId"]
-        path = "/" if ref == {"Fn::GetAtt": [api_id, "RootResourceId"]} else paths[ref["Ref"]]
-        by_path[f"{props['HttpMethod']} {path}"] = props
+        by_path[f"{props['HttpMethod']} {path_of(props['ResourceId']) or '/'}"] = props
     return by_path
 
 
-def test_health_is_open_and_everything_else_needs_a_key(template) -> None:
+def test_health_and_the_alert_webhook_are_open_and_everything_else_needs_a_key(template) -> None:
     methods = _methods(template)
-    assert set(methods) == {"GET /health", "ANY /", "ANY /{proxy+}"}
+    assert set(methods) == {
+        "GET /health",
+        "ANY /",
+        "ANY /{proxy+}",
+        "ANY /alerts",
+        "POST /alerts/webhook",
+    }
     assert methods["GET /health"]["ApiKeyRequired"] is False
+    # Alertmanager cannot send x-api-key: the function checks the webhook's bearer token.
+    assert methods["POST /alerts/webhook"]["ApiKeyRequired"] is False
     assert methods["ANY /"]["ApiKeyRequired"] is True
     assert methods["ANY /{proxy+}"]["ApiKeyRequired"] is True
+    assert methods["ANY /alerts"]["ApiKeyRequired"] is True
     for props in methods.values():
         assert props["AuthorizationType"] == "NONE"
         assert props["Integration"]["Type"] == "AWS_PROXY"
@@ -125,3 +137,50 @@ def test_role_names_and_tag_match_the_domain() -> None:
 
     assert c.API_ROLE_TAG == access.ROLE_TAG
     assert c.API_ROLES == access.ROLES
+
+
+def _statements_on(template, needle: str) -> list[dict[str, Any]]:
+    return [s for s in policy_statements(template(STACK)) if needle in str(s["Resource"])]
+
+
+def test_api_function_knows_where_ops_alerts_go(template) -> None:
+    _, fn = only(template(STACK), "AWS::Lambda::Function")
+    env = fn["Properties"]["Environment"]["Variables"]
+    assert "OpsAlerts" in str(env["OPS_ALERTS_TABLE"])
+    assert "OpsAlerts" in str(env["OPS_ALERTS_TOPIC_ARN"])  # the webhook needs it: no default
+    assert env["ALERT_BUS_NAME"] == c.ALERT_BUS
+    assert env["WEBHOOK_TOKEN_PARAMETER"] == c.WEBHOOK_TOKEN_PARAMETER
+
+
+def test_ops_alerts_table_is_updated_by_key_and_queried_on_the_status_index_only(template) -> None:
+    statements = _statements_on(template, "OpsAlerts")
+    table = [s for s in statements if any(a.startswith("dynamodb:") for a in actions(s))]
+    by_action = {tuple(actions(s)): s["Resource"] for s in table}
+    assert set(by_action) == {("dynamodb:UpdateItem",), ("dynamodb:Query",)}
+    assert "Fn::ImportValue" in by_action[("dynamodb:UpdateItem",)]  # the table, no index
+    query = by_action[("dynamodb:Query",)]["Fn::Join"][1]
+    assert query[1] == "/index/by-status"  # no Scan, no other index, not the table itself
+
+
+def test_ops_alerts_go_to_the_alert_bus_and_the_ops_topic_only(template) -> None:
+    statements = policy_statements(template(STACK))
+    events = [s for s in statements if any(a.startswith("events:") for a in actions(s))]
+    sns = [s for s in statements if any(a.startswith("sns:") for a in actions(s))]
+    kms = [s for s in statements if any(a.startswith("kms:") for a in actions(s))]
+    [bus] = events
+    assert actions(bus) == ["events:PutEvents"]
+    assert bus["Resource"]["Fn::Join"][1][-1] == f":event-bus/{c.ALERT_BUS}"
+    [topic] = sns
+    assert actions(topic) == ["sns:Publish"]
+    assert "OpsAlerts" in topic["Resource"]["Fn::ImportValue"]
+    # AND the topic's key, for data keys only (the topic is encrypted)
+    [key] = kms
+    assert sorted(actions(key)) == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert "OpsAlertsKey" in key["Resource"]["Fn::ImportValue"]
+
+
+def test_webhook_token_is_read_from_its_one_parameter(template) -> None:
+    statements = _statements_on(template, "webhook-token")
+    [statement] = statements
+    assert actions(statement) == ["ssm:GetParameter"]
+    assert statement["Resource"]["Fn::Join"][1][-1] == ":parameter/evpm/alerts/webhook-token"

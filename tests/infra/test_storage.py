@@ -109,3 +109,41 @@ def test_predictions_expire_and_labels_do_not(template) -> None:
         "Enabled": True,
     }
     assert "TimeToLiveSpecification" not in tables[labels]["Properties"]
+
+
+def test_ops_alerts_table_keys_on_fingerprint_and_start_and_lists_by_status(template) -> None:
+    # GIVEN the ops alerts table (Alertmanager's webhook writes it, GET /alerts reads it)
+    tpl = template(STACK)
+    lid = logical_id(tpl, "AWS::DynamoDB::Table", TableName=c.OPS_ALERTS_TABLE)
+    props = resources(tpl, "AWS::DynamoDB::Table")[lid]["Properties"]
+    # THEN one item per occurrence of an alert: its fingerprint and when it started
+    assert props["KeySchema"] == [
+        {"AttributeName": "fingerprint", "KeyType": "HASH"},
+        {"AttributeName": "starts_at", "KeyType": "RANGE"},
+    ]
+    # AND a status index, newest update first, holding whole items
+    [index] = props["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "by-status"
+    assert index["KeySchema"] == [
+        {"AttributeName": "status", "KeyType": "HASH"},
+        {"AttributeName": "updated_at", "KeyType": "RANGE"},
+    ]
+    assert index["Projection"] == {"ProjectionType": "ALL"}
+    # AND old occurrences expire, the table recovers and is encrypted
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert props["SSESpecification"] == {"SSEEnabled": True}
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+
+
+def test_ops_alert_names_match_the_domain() -> None:
+    from evpm import ops_alerts
+
+    assert c.OPS_ALERTS_KEY == ops_alerts.PARTITION_KEY
+    assert c.OPS_ALERTS_SORT_KEY == ops_alerts.SORT_KEY
+    assert c.OPS_ALERTS_STATUS_INDEX == ops_alerts.STATUS_INDEX
+    assert c.OPS_ALERTS_STATUS_INDEX_SORT_KEY == ops_alerts.STATUS_INDEX_SORT_KEY
+    assert c.OPS_ALERT_SOURCE == ops_alerts.OPS_ALERT_SOURCE
+    assert c.OPS_ALERT_DETAIL_TYPE == ops_alerts.OPS_ALERT_DETAIL_TYPE
+    assert c.WEBHOOK_TOKEN_PARAMETER == ops_alerts.WEBHOOK_TOKEN_PARAMETER
+    assert c.TTL_ATTRIBUTE in ops_alerts.OpsAlert.model_fields

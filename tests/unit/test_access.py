@@ -7,8 +7,8 @@ import pytest
 from evpm.access import PERMISSIONS, ROLE_PERMISSIONS, ROLES, decide, parse_role, roles_with
 
 MATRIX = {
-    "viewer": {"models:read", "predictions:read"},
-    "fleet-service": {"models:read", "predictions:read", "predict", "feedback:write"},
+    "viewer": {"models:read", "predictions:read", "alerts:read"},
+    "fleet-service": {"models:read", "predictions:read", "alerts:read", "predict", "feedback:write"},
     "ml-admin": set(PERMISSIONS),
 }
 

@@ -48,9 +48,22 @@ def test_api_settings_names_and_defaults(monkeypatch):
         "PINS_PARAMETER",
         "MLFLOW_URI_PARAMETER",
         "MODELS_TTL_SECONDS",
+        "POWERTOOLS_METRICS_NAMESPACE",
+        "OPS_ALERTS_TABLE",
+        "ALERT_BUS_NAME",
+        "OPS_ALERTS_TOPIC_ARN",
+        "WEBHOOK_TOKEN_PARAMETER",
+        "OPS_ALERTS_TTL_DAYS",
     }
     assert settings.MAX_BATCH == 500
     assert settings.ROLE_CACHE_SECONDS == 60
+    # Ops alerts: the stacks' names by default; the topic's ARN names an account, so none.
+    from evpm import ops_alerts
+
+    assert settings.OPS_ALERTS_TABLE == "evpm-alerts"
+    assert settings.WEBHOOK_TOKEN_PARAMETER == ops_alerts.WEBHOOK_TOKEN_PARAMETER
+    assert settings.OPS_ALERTS_TOPIC_ARN is None
+    assert settings.OPS_ALERTS_TTL_DAYS == ops_alerts.DEFAULT_TTL_DAYS
 
 
 def test_missing_required_variable_fails_loudly(monkeypatch):

@@ -37,6 +37,7 @@ Role = Literal["viewer", "fleet-service", "ml-admin"]
 Permission = Literal[
     "models:read",
     "predictions:read",
+    "alerts:read",
     "predict",
     "feedback:write",
     "models:promote",
@@ -46,7 +47,7 @@ Permission = Literal[
 ROLES: tuple[Role, ...] = get_args(Role)
 PERMISSIONS: tuple[Permission, ...] = get_args(Permission)
 
-_READ: frozenset[Permission] = frozenset({"models:read", "predictions:read"})
+_READ: frozenset[Permission] = frozenset({"models:read", "predictions:read", "alerts:read"})
 _SERVICE: frozenset[Permission] = _READ | {"predict", "feedback:write"}
 ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
     "viewer": _READ,

@@ -86,6 +86,28 @@ class ApiSettings(_ServingSettings):
     ROLE_CACHE_SECONDS: float = Field(
         default=60, ge=0, le=3600, description="how long a warm container trusts a key's role"
     )
+    # Ops alerts from Alertmanager (POST /alerts/webhook, GET /alerts). Defaults are the names
+    # the stacks give them (and evpm.ops_alerts', which this module does not import: the
+    # scorer would pay for it at cold start; a test checks), so a unit test needs none; the
+    # topic has no default because its ARN names an account: the webhook answers 503 naming it
+    # while it is unset.
+    OPS_ALERTS_TABLE: str = Field(
+        default="evpm-alerts", min_length=1, description="DynamoDB table of ops alerts"
+    )
+    ALERT_BUS_NAME: str = Field(
+        default="evpm-alerts", min_length=1, description="EventBridge bus for OpsAlert events"
+    )
+    OPS_ALERTS_TOPIC_ARN: str | None = Field(
+        default=None, min_length=1, description="SNS topic people subscribe to for ops alerts"
+    )
+    WEBHOOK_TOKEN_PARAMETER: str = Field(
+        default="/evpm/alerts/webhook-token",
+        min_length=1,
+        description="SSM SecureString: the bearer token Alertmanager sends",
+    )
+    OPS_ALERTS_TTL_DAYS: int = Field(
+        default=30, ge=1, le=3650, description="days a stored ops alert is kept"
+    )
 
 
 class LifecycleSettings(_FunctionSettings):
@@ -97,6 +119,7 @@ class LifecycleSettings(_FunctionSettings):
     API_FUNCTION: str = Field(min_length=1, description="API function the smoke test calls")
     SCORER_FUNCTION: str = Field(min_length=1, description="scorer the smoke test calls")
     POWERTOOLS_SERVICE_NAME: str = "evpm-lifecycle"
+    POWERTOOLS_METRICS_NAMESPACE: str = "evpm"
     LOG_LEVEL: LogLevel = "INFO"
     SMOKE_TIMEOUT_SECONDS: int = Field(
         default=60, ge=5, le=600, description="how long serving may take to pick up new pins"
