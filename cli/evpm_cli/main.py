@@ -6,20 +6,35 @@ import functools
 import json
 import sys
 import time
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import click
 import httpx
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from evpm.mlflow_rest import MlflowError
+from evpm.mlflow_rest import MlflowError, MlflowRegistry
 from evpm.pins import MLFLOW_URI_PARAMETER, PinError
+from evpm.telemetry import format_timestamp
 from evpm_cli import deploy as deploy_mod
-from evpm_cli import emulator, endpoints, keys, loadgen, services, stream
+from evpm_cli import (
+    emulator,
+    endpoints,
+    fleet_report,
+    fleet_stream,
+    keys,
+    loadgen,
+    monitoring,
+    services,
+    stream,
+)
 from evpm_cli import lifecycle as lifecycle_mod
+from evpm_cli.alert_token import ensure_webhook_token
 from evpm_cli.aws import client
 from evpm_cli.config import CliSettings, settings
 
@@ -40,8 +55,9 @@ def cli() -> None:
     help="Train, validate and promote the three models when nothing is pinned yet.",
 )
 def up(force_deploy: bool, lifecycle: bool) -> None:
-    """Start the emulator, deploy every stack, start MLflow and the training worker, train the
-    first models when none serve, and print the endpoints (a no-op when all is up)."""
+    """Start the emulator, deploy every stack, start MLflow, the training worker and monitoring
+    (CloudWatch exporter, Alertmanager, Prometheus), train the first models when none serve,
+    and print the endpoints (a no-op when all is up)."""
     cfg = settings()
     started = time.perf_counter()
     try:
@@ -57,6 +73,9 @@ def up(force_deploy: bool, lifecycle: bool) -> None:
             cfg,
             services.training_worker(cfg, outputs["TrainingQueueUrl"], outputs["RawBucketName"]),
         )
+        # Alertmanager authenticates to the alert webhook with this token (SSM SecureString).
+        ensure_webhook_token(client(cfg, "ssm"))
+        monitoring.start(cfg, outputs)
     except (emulator.EmulatorError, deploy_mod.DeployError, services.ServiceError) as exc:
         console.print(f"[red]evpm up failed:[/red] {exc}")
         sys.exit(1)
@@ -66,7 +85,7 @@ def up(force_deploy: bool, lifecycle: bool) -> None:
         if result["status"] != "SUCCEEDED":
             console.print(f"[red]evpm up: the first lifecycle run ended {result['status']}[/red]")
             sys.exit(1)
-    info = endpoints.describe(cfg, emulator.status(cfg))
+    info = _describe(cfg)
     _print_summary(info)
     console.print(f"[green]evpm is up[/green] in {time.perf_counter() - started:.1f} s")
 
@@ -94,6 +113,8 @@ def _run_lifecycle(cfg: CliSettings, **kwargs: Any) -> dict[str, Any]:
 def down() -> None:
     """Stop every process `evpm up` started (state is kept under the state folder)."""
     cfg = settings()
+    for name in monitoring.stop(cfg):
+        console.print(f"{name} stopped")
     if services.stop(cfg, services.training_worker(cfg, "unused", "unused")):
         console.print("training worker stopped")
     if services.stop(cfg, services.mlflow(cfg, "unused")):
@@ -111,12 +132,19 @@ def down() -> None:
 def status(as_json: bool) -> None:
     """Show whether the system runs, and every URL, key and name needed to use it."""
     cfg = settings()
-    info = endpoints.describe(cfg, emulator.status(cfg))
+    info = _describe(cfg)
     if as_json:
         click.echo(json.dumps(info, indent=2, default=str))
     else:
         _print_summary(info)
     sys.exit(0 if info["emulator"]["running"] else 3)
+
+
+def _describe(cfg: CliSettings) -> dict[str, Any]:
+    """What ``evpm status --json`` prints: the system's endpoints and monitoring's."""
+    info = endpoints.describe(cfg, emulator.status(cfg))
+    info["monitoring"] = monitoring.status(cfg)
+    return info
 
 
 def _print_summary(info: dict) -> None:
@@ -143,6 +171,19 @@ def _print_summary(info: dict) -> None:
         f"{'trainer':<13} {'running' if worker.get('running') else 'stopped'}  "
         f"(log {worker.get('log')})"
     )
+    mon = info.get("monitoring") or {}
+    for label, key in (
+        ("Prometheus", "prometheus"),
+        ("Alertmanager", "alertmanager"),
+        ("exporter", "exporter"),
+    ):
+        part = mon.get(key) or {}
+        console.print(
+            f"{label:<13} {part.get('url')}  ({'running' if part.get('running') else 'stopped'})"
+        )
+    if mon.get("alertmanager", {}).get("running"):
+        hook = mon["alertmanager"].get("webhook") or "nowhere (null receiver: no webhook deployed)"
+        console.print(f"{'alerts to':<13} {hook}")
     console.print(f"{'serving pins':<13} {info.get('serving_pins') or 'none (rules-v1 only)'}")
     for key in info.get("api_keys", []):
         console.print(f"API key       {key['role']:<14} {key['value']}")
@@ -150,39 +191,223 @@ def _print_summary(info: dict) -> None:
 
 @cli.command()
 @click.option(
+    "--source",
+    type=click.Choice(["fleet", "load"]),
+    default="fleet",
+    show_default=True,
+    help="fleet: the fleet simulator's vehicles, the telemetry the models learnt from (rates "
+    "reported at the end); load: the stationary load-test generator (uniform readings, "
+    "unrelated to that fleet: most are anomalies to the models).",
+)
+@click.option(
     "--file",
     "path",
     type=click.Path(exists=True, dir_okay=False),
-    help="JSON-lines file to replay (one telemetry record per line).",
+    help="JSON-lines file to replay as-is (one telemetry record per line); overrides --source.",
+)
+@click.option(
+    "--vehicles",
+    type=click.IntRange(min=0),
+    default=None,
+    help="fleet: nominal vehicles [default: 200]; load: vehicles [default: 50].",
+)
+@click.option(
+    "--hours",
+    type=int,
+    default=216,
+    show_default=True,
+    help="fleet: readings per vehicle, one per simulated hour; the first "
+    f"{fleet_stream.WARMUP} fill the models' week-long window and are not counted.",
+)
+@click.option(
+    "--degraded",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="fleet: vehicles whose failure comes within "
+    f"{fleet_stream.DEGRADED_WITHIN_HOURS:.0f} h of their last reading.",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["any", *fleet_stream.MODES]),
+    default="any",
+    show_default=True,
+    help="fleet: the failure mode of the degraded vehicles.",
+)
+@click.option(
+    "--scenario",
+    type=click.Choice(list(fleet_stream.SCENARIOS)),
+    default="as-trained",
+    show_default=True,
+    help="fleet: conditions of the simulated window ("
+    + "; ".join(f"{k}: {v.about}" for k, v in fleet_stream.SCENARIOS.items())
+    + ").",
+)
+@click.option(
+    "--clock",
+    type=click.Choice(["replay", "wall"]),
+    default="replay",
+    show_default=True,
+    help="fleet: replay = the simulator's hourly times, sent as fast as the stream takes "
+    "them; wall = one simulated hour every --step-seconds, stamped with the time it is sent.",
+)
+@click.option(
+    "--step-seconds",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="fleet, --clock wall: seconds between simulated hours (3600 = the fleet's cadence).",
 )
 @click.option(
     "--count",
-    type=int,
+    type=click.IntRange(min=1),
     default=1000,
     show_default=True,
-    help="Records to generate when no --file is given.",
+    help="load: records to generate.",
 )
-@click.option("--vehicles", type=int, default=50, show_default=True)
 @click.option(
     "--malformed",
-    type=int,
+    type=click.IntRange(min=0),
     default=0,
     show_default=True,
-    help="How many of the generated records to make invalid (they go to the DLQ).",
+    help="Invalid records to mix in (they go to the DLQ); fleet: extra to the readings.",
 )
-@click.option("--seed", type=int, default=7, show_default=True)
+@click.option(
+    "--seed",
+    type=int,
+    default=None,
+    help="Fixes every reading [default: fleet 2026, load 7].",
+)
+@click.option(
+    "--prefix",
+    default=None,
+    help="Vehicle ids start with it [default: fleet SIM-<random>, new vehicles each run; load EV].",
+)
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="fleet: wait for the predictions and report the rates.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=300.0,
+    show_default=True,
+    help="fleet: seconds to wait for every prediction to be stored.",
+)
 @click.option("--stream-name", default=None, help="Defaults to the deployed stream.")
-def send(
-    path: str | None, count: int, vehicles: int, malformed: int, seed: int, stream_name: str | None
+def send(**options: Any) -> None:
+    """Put telemetry on the ingestion stream, with progress; by default a fleet of simulated
+    vehicles, then the anomaly and predicted-failure rates of what was sent beside the
+    models' own rates on held-out nominal vehicles (prints a JSON summary on stdout)."""
+    _needs_system(_send)(**options)  # defined below this command
+
+
+def _send(
+    source: str,
+    path: str | None,
+    vehicles: int | None,
+    hours: int,
+    degraded: int,
+    mode: str,
+    scenario: str,
+    clock: str,
+    step_seconds: float,
+    count: int,
+    malformed: int,
+    seed: int | None,
+    prefix: str | None,
+    wait: bool,
+    timeout: float,
+    stream_name: str | None,
 ) -> None:
-    """Put telemetry on the ingestion stream, with a progress bar."""
+    """``send`` itself (its options as arguments): the load source or a file is put as it is;
+    the fleet is planned, sent in replay or wall-clock time, and its predictions read back."""
     cfg = settings()
-    name = stream_name or endpoints.stack_outputs(cfg).get("StreamName", "ev-telemetry")
-    records = list(
-        loadgen.read_file(path)
-        if path
-        else loadgen.generate(count, vehicles=vehicles, malformed=malformed, seed=seed)
+    if path or source == "load":
+        outputs = endpoints.stack_outputs(cfg)
+        name = stream_name or outputs.get("StreamName", "ev-telemetry")
+        records = list(
+            loadgen.read_file(path)
+            if path
+            else loadgen.generate(
+                count,
+                vehicles=50 if vehicles is None else max(vehicles, 1),
+                malformed=malformed,
+                seed=7 if seed is None else seed,
+                prefix=prefix or "EV",
+            )
+        )
+        report = _put_with_progress(client(cfg, "kinesis"), name, records)
+        click.echo(json.dumps({"source": "file" if path else "load", **_sent(name, report)}))
+        return
+    try:
+        request = fleet_stream.FleetRequest(
+            vehicles=200 if vehicles is None else vehicles,
+            hours=hours,
+            degraded=degraded,
+            mode=mode,
+            scenario=scenario,
+            seed=2026 if seed is None else seed,
+            prefix=prefix or f"SIM-{uuid.uuid4().hex[:6]}",
+            malformed=malformed,
+        )
+    except ValidationError as exc:
+        raise click.UsageError("; ".join(e["msg"] for e in exc.errors())) from exc
+    outputs = endpoints.stack_outputs(cfg)  # the system is asked only once the request is sound
+    name = stream_name or outputs.get("StreamName", "ev-telemetry")
+    kinesis = client(cfg, "kinesis")
+    t0 = time.perf_counter()
+    try:
+        plan = fleet_stream.plan_fleet(
+            request,
+            on_pool=lambda k, n: console.print(
+                f"  simulated pool {k + 1} of {n} vehicles ({time.perf_counter() - t0:.1f} s)"
+            ),
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    console.print(
+        f"fleet {request.prefix}: {request.vehicles} nominal + {request.degraded} degraded "
+        f"vehicles x {request.hours} h ({request.scenario}), {len(plan.vehicles) * request.hours:,}"
+        f" readings + {request.malformed} malformed, clock {clock}"
     )
+    if clock == "replay":
+        stamps = [plan.replay_time(h) for h in range(plan.hours)]
+        report = _put_with_progress(kinesis, name, list(plan.replay()))
+    else:
+        stamps, report = _put_wall_clock(kinesis, name, plan, step_seconds)
+    summary: dict[str, Any] = {"source": "fleet", **_sent(name, report)}
+    summary["fleet"] = {
+        "prefix": request.prefix,
+        "nominal": request.vehicles,
+        "degraded": [v.vehicle_id for v in plan.vehicles if v.kind == "degraded"],
+        "hours": request.hours,
+        "scenario": request.scenario,
+        "seed": request.seed,
+        "clock": clock,
+        "first_reading": format_timestamp(stamps[0]),
+        "counted_from_reading": fleet_stream.WARMUP,
+    }
+    if wait:
+        summary |= _fleet_rates(cfg, outputs, plan, stamps, timeout)
+    click.echo(json.dumps(summary))
+
+
+def _sent(stream_name: str, report: stream.SendReport) -> dict[str, Any]:
+    return {
+        "stream": stream_name,
+        "sent": report.sent,
+        "retried": report.retried,
+        "seconds": round(report.seconds, 2),
+        "records_per_s": round(report.rate, 1),
+    }
+
+
+def _put_with_progress(
+    kinesis: Any, stream_name: str, records: list[tuple[str, bytes, bool]]
+) -> stream.SendReport:
     with Progress(
         TextColumn("sending"),
         BarColumn(),
@@ -191,20 +416,134 @@ def send(
         console=console,
     ) as progress:
         task = progress.add_task("send", total=len(records))
-        report = stream.put_all(
-            client(cfg, "kinesis"), name, records, on_progress=lambda n: progress.advance(task, n)
+        return stream.put_all(
+            kinesis, stream_name, records, on_progress=lambda n: progress.advance(task, n)
         )
-    click.echo(
-        json.dumps(
-            {
-                "stream": name,
-                "sent": report.sent,
-                "retried": report.retried,
-                "seconds": round(report.seconds, 2),
-                "records_per_s": round(report.rate, 1),
-            }
+
+
+def _put_wall_clock(
+    kinesis: Any, stream_name: str, plan: fleet_stream.FleetPlan, step_seconds: float
+) -> tuple[list[datetime], stream.SendReport]:
+    """One simulated hour every ``step_seconds``, each reading stamped when it is sent."""
+    total = stream.SendReport()
+    stamps: list[datetime] = []
+    bad = plan.malformed_at()
+    started = time.monotonic()
+    with Progress(
+        TextColumn("sending (wall clock)"),
+        BarColumn(),
+        TextColumn("hour {task.completed}/{task.total}"),
+        TimeRemainingColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("send", total=plan.hours)
+        for hour in range(plan.hours):
+            time.sleep(max(0.0, started + hour * step_seconds - time.monotonic()))
+            now = datetime.now(UTC)
+            # a vehicle's readings need distinct, increasing times even at a tiny step
+            stamp = max(now, stamps[-1] + timedelta(milliseconds=1)) if stamps else now
+            stamps.append(stamp)
+            part = stream.put_all(
+                kinesis, stream_name, plan.step(hour, stamp, malformed=bad.get(hour))
+            )
+            total.sent += part.sent
+            total.retried += part.retried
+            progress.advance(task)
+    total.seconds = time.monotonic() - started
+    return stamps, total
+
+
+def _fleet_rates(
+    cfg: CliSettings,
+    outputs: dict[str, str],
+    plan: fleet_stream.FleetPlan,
+    stamps: list[datetime],
+    timeout: float,
+) -> dict[str, Any]:
+    """Wait for the predictions of the sent readings, then print and return the rates."""
+    table = outputs.get("PredictionsTable")
+    if not table:
+        raise click.ClickException("no predictions table deployed: run `evpm up`")
+    ts = [format_timestamp(s) for s in stamps]
+    sent = {v.vehicle_id: ts for v in plan.vehicles}
+    with Progress(
+        TextColumn("waiting for predictions"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} vehicles complete"),
+        TimeRemainingColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("wait", total=len(sent))
+        stored = fleet_report.read_predictions(
+            client(cfg, "dynamodb"),
+            table,
+            sent,
+            timeout=timeout,
+            on_progress=lambda n: progress.update(task, completed=n),
         )
-    )
+    summary = fleet_report.summarise(plan.vehicles, sent, stored)
+    reference = None
+    if summary.versions:
+        registry = MlflowRegistry(cfg.mlflow_url)
+        reference = fleet_report.reference_rates(registry, summary.versions)
+    _print_rates(summary, reference)
+    return summary.as_dict(reference)
+
+
+def _print_rates(
+    summary: fleet_report.FleetSummary, reference: fleet_report.Reference | None
+) -> None:
+    if summary.stored < summary.expected:
+        console.print(
+            f"[yellow]{summary.expected - summary.stored:,} of {summary.expected:,} predictions "
+            "not stored before the timeout: the rates cover what was[/yellow]"
+        )
+    if summary.anomaly_rate is None and summary.failure_rate is None:
+        console.print(
+            "no model scored the readings (rules only, or nothing counted): no rates to report"
+        )
+    else:
+        console.print(
+            f"nominal vehicles: {summary.counted:,} readings counted (each vehicle's first "
+            f"{fleet_stream.WARMUP} fill the models' week-long window and are not)"
+        )
+        if summary.counted < 5000:
+            console.print(
+                "  [yellow]few readings: rates of about 1 % are rough at this size "
+                "(the default fleet counts 9,800)[/yellow]"
+            )
+        for label, rate in (("anomaly", "anomaly_rate"), ("predicted failure", "failure_rate")):
+            mine = getattr(summary, rate)
+            model = fleet_report.REFERENCE_METRICS[rate][0]
+            version = summary.versions.get(model, "-")
+            ref = reference.rates.get(rate) if reference else None
+            line = f"  {label:<18} {_pct(mine):>8}   {model} v{version}: "
+            if ref is None:
+                line += "held-out nominal rate unavailable"
+            else:
+                ratio = "" if mine is None or ref == 0 else f" ({mine / ref:.2f}x)"
+                line += f"{_pct(ref)} on held-out nominal readings{ratio}"
+            console.print(line)
+        if reference is not None and reference.note:
+            console.print(f"  reference: {reference.note}")
+        if summary.mixed_versions:
+            console.print(
+                "  [yellow]the pins moved during the run: several versions scored[/yellow]"
+            )
+    for vehicle in summary.degraded:
+        share = vehicle["flagged_share"]
+        modes = ", ".join(f"{m} {n}" for m, n in vehicle["predicted_modes"].items()) or "none"
+        colour = "green" if vehicle["flagged"] else "red"
+        console.print(
+            f"degraded {vehicle['vehicle_id']} ({vehicle['label']} "
+            f"{vehicle['hours_to_failure_after_last']:.0f} h after its last reading): "
+            f"[{colour}]{_pct(share)} of its last {vehicle['late_readings']} readings "
+            f"flagged[/{colour}]; predicted {modes}"
+        )
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f} %"
 
 
 @cli.command()
@@ -224,11 +563,7 @@ def predict(path: str | None, role: str) -> None:
     url = endpoints.api_url(cfg, outputs)
     if not url:
         raise click.ClickException("the serving stack is not deployed: run `evpm up`")
-    body = (
-        json.loads(Path(path).read_text())
-        if path
-        else json.loads(next(loadgen.generate(1))[1])
-    )
+    body = json.loads(Path(path).read_text()) if path else json.loads(next(loadgen.generate(1))[1])
     response = httpx.post(
         f"{url}/predict",
         json=body,
@@ -403,6 +738,57 @@ def rollback(model: str, to: int | None) -> None:
         console.print(f"[red]rollback refused:[/red] {exc}")
         sys.exit(2)
     click.echo(json.dumps(result, indent=2))
+
+
+@cli.command()
+@click.option("--active", is_flag=True, help="Only the alerts firing now.")
+@click.option(
+    "--hours",
+    default=24,
+    show_default=True,
+    type=click.IntRange(1, 720),
+    help="Also list the alerts resolved in the last N hours.",
+)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 200))
+@click.option("--role", default="viewer", show_default=True, help="Which development key to use.")
+@click.option("--json", "as_json", is_flag=True, help="Print the API's answer as JSON.")
+@_needs_system
+def alerts(active: bool, hours: int, limit: int, role: str, as_json: bool) -> None:
+    """Ops alerts (from Alertmanager) through the deployed API: firing now, and resolved lately."""
+    cfg = settings()
+    url = endpoints.api_url(cfg, endpoints.stack_outputs(cfg))
+    if not url:
+        raise click.ClickException("the serving stack is not deployed: run `evpm up`")
+    try:
+        response = httpx.get(
+            f"{url}/alerts",
+            params={"active": str(active).lower(), "hours": hours, "limit": limit},
+            timeout=30,
+            headers={"x-api-key": endpoints.key_for_role(cfg, role)},
+        )
+    except httpx.HTTPError as exc:
+        raise click.ClickException(f"the API does not answer: {exc}") from exc
+    if response.status_code >= 400:
+        click.echo(response.text, err=True)
+        sys.exit(1)
+    page = response.json()
+    if as_json:
+        click.echo(json.dumps(page, indent=2))
+        return
+    _print_alerts("firing", page["active"])
+    if not active:
+        _print_alerts(f"resolved in the last {page['hours']} h", page["recent"])
+
+
+def _print_alerts(title: str, found: list[dict[str, Any]]) -> None:
+    click.echo(f"{title}: {len(found) or 'none'}")
+    for alert in found:
+        when = alert["starts_at"][:19].replace("T", " ")
+        ended = f" -> {alert['ends_at'][:19].replace('T', ' ')}" if alert.get("ends_at") else ""
+        click.echo(
+            f"  {when}{ended}  {alert.get('severity') or '-':<8} {alert['alertname']:<28} "
+            f"{alert.get('summary') or ''}"
+        )
 
 
 if __name__ == "__main__":
