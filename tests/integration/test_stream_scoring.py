@@ -6,6 +6,8 @@ import json
 import time
 import uuid
 
+from evpm.past_readings import unpack_readings
+from evpm.telemetry import FEATURES, TelemetryRecord
 from evpm_cli import loadgen, stream
 from tests.integration.conftest import System, drain_dlq
 
@@ -72,4 +74,19 @@ def test_prediction_items_name_what_produced_them(system: System) -> None:
                             ExpressionAttributeValues={":v": {"S": f"{prefix}-00000"}})["Items"]
         time.sleep(0.5)
     assert len(items) == 5
-    assert all("rules-v1" in json.dumps(item) for item in items)
+    assert all(item["model_versions"]["M"]["health"]["S"] == "rules-v1" for item in items)
+    # AND each item keeps the reading it scored, bit for bit (a fresh worker's history)
+    sent = {json.loads(data)["timestamp"]: json.loads(data) for _, data, _ in records}
+    for item in items:
+        reading = unpack_readings([item["reading"]["B"]])[0]
+        record = TelemetryRecord.model_validate(sent[_wire_ts(item["ts"]["S"], sent)])
+        assert reading.tolist() == [float(getattr(record, f)) for f in FEATURES]
+
+
+def _wire_ts(stored: str, sent: dict) -> str:
+    """The sent timestamp text of a stored (normalised, fixed-width) reading time."""
+    from evpm.telemetry import format_timestamp
+
+    by_stamp = {format_timestamp(TelemetryRecord.model_validate(r).timestamp): ts
+                for ts, r in sent.items()}
+    return by_stamp[stored]
