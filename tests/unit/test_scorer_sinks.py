@@ -36,6 +36,18 @@ def _accepted(make_payload, count: int) -> list[Any]:
     return outcome.accepted
 
 
+def _create_predictions_table() -> None:
+    """The predictions table's key schema, in the current moto context."""
+    import boto3
+
+    boto3.client("dynamodb").create_table(
+        TableName=TABLE, BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "vehicle_id", "KeyType": "HASH"},
+                   {"AttributeName": "ts", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "vehicle_id", "AttributeType": "S"},
+                              {"AttributeName": "ts", "AttributeType": "S"}])
+
+
 @pytest.mark.parametrize("value", [
     "text", "", True, False, None, 7, 0, Decimal("90.0"), Decimal("-1.25E+3"),
     [1, "a", None], {"a": {"b": [Decimal("1.5"), {"c": False}]}}, [], {},
@@ -148,12 +160,7 @@ def test_default_client_writes_real_predictions_without_client_side_validation(
 
     accepted = _accepted(make_payload, 30)
     with mock_aws():
-        boto3.client("dynamodb").create_table(
-            TableName=TABLE, BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "vehicle_id", "KeyType": "HASH"},
-                       {"AttributeName": "ts", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": "vehicle_id", "AttributeType": "S"},
-                                  {"AttributeName": "ts", "AttributeType": "S"}])
+        _create_predictions_table()
         sink = sinks.DynamoPredictionSink(TABLE)
         # botocore wraps its request serializer in a validator unless validation is off
         assert isinstance(boto3.client("dynamodb")._serializer, ParamValidationDecorator)
@@ -167,7 +174,6 @@ def test_default_client_writes_real_predictions_without_client_side_validation(
 def test_stored_readings_are_read_back_as_the_vehicles_past(sinks, make_payload, aws_env) -> None:
     """What the sink stores is what a fresh scorer's history reads back: the readings bit for
     bit, per vehicle, the newest ``limit`` strictly before the asked time, across pages."""
-    import boto3
     from moto import mock_aws
 
     from evpm.past_readings import unpack_readings
@@ -175,12 +181,7 @@ def test_stored_readings_are_read_back_as_the_vehicles_past(sinks, make_payload,
 
     accepted = _accepted(make_payload, 70)  # 7 vehicles, 10 readings each
     with mock_aws():
-        boto3.client("dynamodb").create_table(
-            TableName=TABLE, BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "vehicle_id", "KeyType": "HASH"},
-                       {"AttributeName": "ts", "KeyType": "RANGE"}],
-            AttributeDefinitions=[{"AttributeName": "vehicle_id", "AttributeType": "S"},
-                                  {"AttributeName": "ts", "AttributeType": "S"}])
+        _create_predictions_table()
         assert sinks.DynamoPredictionSink(TABLE).write(accepted) == []
         mine = [r for r in accepted if r.prediction.vehicle_id == "EV-3"]
         cut = mine[8].prediction.ts  # ask for what came before the 9th reading
