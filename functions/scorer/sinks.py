@@ -13,20 +13,15 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
-from decimal import Decimal
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
 
 import boto3
 from aws_lambda_powertools import Logger
-from boto3.dynamodb.types import DYNAMODB_CONTEXT, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from wire import wire_items
 
-from evpm.past_readings import READING_ATTRIBUTE
-from evpm.predictions import MODEL_FIELDS, PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE
-from evpm.telemetry import format_timestamp
+from evpm.predictions import PARTITION_KEY, SORT_KEY
 
 if TYPE_CHECKING:
     from evpm.ingest import AcceptedRecord, ParkedRecord
@@ -46,114 +41,10 @@ _SQS_RECORD_BYTES = 200_000  # a Kinesis record may be 1 MiB; keep one message u
 # DynamoDB (the emulator's one core here) was idle between calls. 8 measured 1,857 stored/s
 # end to end against 1,680 with 4; 20 was no better (1,832).
 _DEFAULT_CONCURRENCY = 8
-_SERIALIZER = TypeSerializer()
-# The items are built here from validated predictions (to_wire), so botocore's client-side
+# The items are built here from validated predictions (wire.wire_items), so botocore's client-side
 # check of every attribute of every item repeats what is already known - a sixth of the
 # scorer's CPU per 500-record event. DynamoDB itself still validates each request.
 _WRITE_CLIENT_CONFIG = Config(parameter_validation=False, max_pool_connections=_DEFAULT_CONCURRENCY)
-
-
-def to_wire(value: Any) -> dict[str, Any]:
-    """A document-form value in DynamoDB wire format, as ``TypeSerializer`` writes it.
-
-    The common types of a prediction item (str, bool, Decimal, int, None, lists, maps) are
-    handled here directly - about 5x faster than ``TypeSerializer``, which checks every type
-    in turn - and everything else (sets, bytes, ...) goes to ``TypeSerializer`` itself, which
-    also raises its usual ``TypeError`` for a float.
-    """
-    kind = type(value)
-    if kind is str:
-        return {"S": value}
-    if kind is bool:
-        return {"BOOL": value}
-    if kind is Decimal or kind is int:
-        if kind is Decimal and not value.is_finite():
-            return _SERIALIZER.serialize(value)  # raises TypeError, as TypeSerializer does
-        # the same context as TypeSerializer: more than 38 digits raises here too
-        return {"N": str(DYNAMODB_CONTEXT.create_decimal(value))}
-    if kind is bytes:
-        return {"B": value}
-    if value is None:
-        return {"NULL": True}
-    if kind is dict:
-        return {"M": {str(k): to_wire(v) for k, v in value.items()}}
-    if kind is list or kind is tuple:
-        return {"L": [to_wire(v) for v in value]}
-    return _SERIALIZER.serialize(value)
-
-
-def _number(value: float) -> dict[str, str]:
-    """A float as DynamoDB's ``N`` text, the text :func:`to_wire` gives its ``Decimal(repr())``
-    (they differ only in exponent form, which ``repr`` uses below 1e-4 and from 1e16)."""
-    text = repr(value)
-    if "e" in text or "n" in text:  # 1e-05, 1e+16; inf/nan: refused below as TypeSerializer does
-        return to_wire(Decimal(text))
-    return {"N": text}
-
-
-def wire_item(prediction: Any, *, ttl_days: int | None, reading: bytes | None) -> dict[str, Any]:
-    """``{k: to_wire(v) for k, v in to_item(prediction, ...).items()}``, built directly.
-
-    Why: a 500-record batch is 500 items of about 20 numbers each; going through the document
-    form (a ``Decimal`` per number, then a type dispatch per value) took half of the scorer's
-    CPU per event. This writes the same wire values (a test compares them item for item)
-    straight from the prediction's fields.
-    """
-    p = prediction
-    item: dict[str, Any] = {
-        PARTITION_KEY: {"S": p.vehicle_id},
-        SORT_KEY: {"S": p.ts},
-        "record_id": {"S": p.record_id},
-        "status": {"S": p.status},
-        "health_score": _number(float(p.health_score)),
-        "failure_mode": {"S": p.failure_mode},
-        "findings": {
-            "L": [
-                {
-                    "M": {
-                        "rule_id": {"S": f.rule_id},
-                        "component": {"S": f.component},
-                        "severity": {"S": f.severity},
-                        "message": {"S": f.message},
-                    }
-                }
-                for f in p.findings
-            ]
-        },
-        "model_versions": _versions(tuple(p.model_versions.items())),
-        "scored_at": _stamped(p.scored_at, ttl_days)[0],
-    }
-    for key in MODEL_FIELDS:
-        value = getattr(p, key)
-        if value is None:
-            continue
-        if isinstance(value, dict):
-            item[key] = {"M": {k: _number(v) for k, v in value.items()}}
-        elif isinstance(value, bool):
-            item[key] = {"BOOL": value}
-        elif isinstance(value, str):
-            item[key] = {"S": value}
-        else:
-            item[key] = _number(float(value))
-    if reading is not None:
-        item[READING_ATTRIBUTE] = {"B": reading}
-    if ttl_days:
-        item[TTL_ATTRIBUTE] = _stamped(p.scored_at, ttl_days)[1]
-    return item
-
-
-# A batch's predictions share their scoring time and model versions: their wire values are
-# made once per batch (read-only dicts, shared by the batch's items), not once per item.
-@lru_cache(maxsize=8)
-def _stamped(scored_at: datetime, ttl_days: int | None) -> tuple[dict[str, str], dict[str, str]]:
-    """``scored_at`` and the TTL attribute ``ttl_days`` after it, on the wire."""
-    expires = int((scored_at + timedelta(days=ttl_days or 0)).timestamp())
-    return {"S": format_timestamp(scored_at)}, {"N": str(expires)}
-
-
-@lru_cache(maxsize=8)
-def _versions(versions: tuple[tuple[str, str], ...]) -> dict[str, Any]:
-    return {"M": {k: {"S": v} for k, v in versions}}
 
 
 class PredictionSink(Protocol):
@@ -212,10 +103,13 @@ class DynamoPredictionSink:
     def write(self, accepted: Sequence[AcceptedRecord]) -> list[str]:
         by_key: dict[tuple[str, str], dict[str, Any]] = {}
         sequences: dict[tuple[str, str], list[str]] = {}
-        for record in accepted:
+        items = wire_items(
+            [r.prediction for r in accepted], [r.reading for r in accepted], ttl_days=self.ttl_days
+        )
+        for record, item in zip(accepted, items, strict=True):
             p = record.prediction
             key = (p.vehicle_id, p.ts)
-            by_key[key] = wire_item(p, ttl_days=self.ttl_days, reading=record.reading)
+            by_key[key] = item
             sequences.setdefault(key, []).append(record.sequence_number)
 
         keys = list(by_key)

@@ -10,7 +10,7 @@ import pytest
 from infra.config import REPO_ROOT
 
 REQUIREMENTS = REPO_ROOT / "layers" / "deps" / "requirements.txt"
-DIRECT = {"pydantic", "pydantic-settings", "numpy", "fastapi", "mangum", "aws-lambda-powertools"}
+DIRECT = {"pydantic", "pydantic-settings", "numpy", "orjson", "fastapi", "mangum", "aws-lambda-powertools"}
 
 
 def pins() -> dict[str, str]:

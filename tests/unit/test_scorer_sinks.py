@@ -5,14 +5,11 @@ from __future__ import annotations
 import json
 import threading
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import pytest
-from boto3.dynamodb.types import TypeSerializer
 
 from evpm.ingest import RawRecord, process_batch
-from evpm.predictions import to_item
 from tests.unit.conftest import load_function
 
 TABLE = "evpm-predictions"
@@ -46,32 +43,6 @@ def _create_predictions_table() -> None:
                    {"AttributeName": "ts", "KeyType": "RANGE"}],
         AttributeDefinitions=[{"AttributeName": "vehicle_id", "AttributeType": "S"},
                               {"AttributeName": "ts", "AttributeType": "S"}])
-
-
-@pytest.mark.parametrize("value", [
-    "text", "", True, False, None, 7, 0, Decimal("90.0"), Decimal("-1.25E+3"),
-    [1, "a", None], {"a": {"b": [Decimal("1.5"), {"c": False}]}}, [], {},
-    {"x", "y"}, {Decimal("1"), Decimal("2")}, b"bytes",
-])
-def test_wire_format_is_what_type_serializer_writes(sinks, value: Any) -> None:
-    assert sinks.to_wire(value) == TypeSerializer().serialize(value)
-
-
-@pytest.mark.parametrize("value", [1.5, Decimal("NaN"), Decimal("Infinity"), object(),
-                                   Decimal("1" * 39)])
-def test_wire_format_refuses_what_type_serializer_refuses(sinks, value: Any) -> None:
-    with pytest.raises(Exception) as ours:
-        sinks.to_wire(value)
-    with pytest.raises(Exception) as theirs:
-        TypeSerializer().serialize(value)
-    assert type(ours.value) is type(theirs.value)
-
-
-def test_prediction_items_serialise_as_before(sinks, make_payload) -> None:
-    for record in _accepted(make_payload, 20):
-        item = to_item(record.prediction, ttl_days=30)
-        assert {k: sinks.to_wire(v) for k, v in item.items()} == {
-            k: TypeSerializer().serialize(v) for k, v in item.items()}
 
 
 class KeyFailingDynamo:
@@ -200,42 +171,3 @@ def test_stored_readings_are_read_back_as_the_vehicles_past(sinks, make_payload,
     assert past["EV-3"].stamps == [r.prediction.ts for r in want]
     assert past["EV-3"].values.tobytes() == unpack_readings([r.reading for r in want]).tobytes()
     assert again["EV-3"].stamps == past["EV-3"].stamps
-
-
-@pytest.mark.parametrize("value", [0.1, 1e-05, 3.5e-07, 1e16, 2.5e20, 123456.789, 0.0, -0.0,
-                                   1.0, 17.610687470701016])
-def test_wire_items_equal_the_document_form_on_the_wire(sinks, make_payload, value) -> None:
-    """The direct wire builder writes what ``to_wire(to_item(...))`` wrote: the same strings,
-    maps and lists, and numbers equal as DynamoDB reads them (``Decimal`` of the text)."""
-    for record in _accepted(make_payload, 12):
-        p = record.prediction.model_copy(update={
-            "anomaly_score": value, "is_anomaly": bool(value), "predicted_failure": "tire_leak",
-            "failure_probabilities": {"none": value, "tire_leak": 1.0 - value},
-            "rul_hours": abs(value), "rul_low_hours": 0.0, "rul_high_hours": abs(value) * 2})
-        for ttl, reading in ((30, record.reading), (None, None)):
-            new = sinks.wire_item(p, ttl_days=ttl, reading=reading)
-            old = {k: sinks.to_wire(v)
-                   for k, v in to_item(p, ttl_days=ttl, reading=reading).items()}
-            assert _as_numbers(new) == _as_numbers(old)
-            assert set(new) == set(old)
-
-
-def _as_numbers(wire: Any) -> Any:
-    """Wire values with every ``N`` read as a ``Decimal`` (how DynamoDB compares them)."""
-    if isinstance(wire, dict):
-        if set(wire) == {"N"}:
-            return Decimal(wire["N"])
-        return {k: _as_numbers(v) for k, v in wire.items()}
-    if isinstance(wire, list):
-        return [_as_numbers(v) for v in wire]
-    return wire
-
-
-@pytest.mark.parametrize("value", [float("nan"), float("inf")])
-def test_wire_items_refuse_what_the_document_form_refused(sinks, make_payload, value) -> None:
-    record = _accepted(make_payload, 1)[0]
-    p = record.prediction.model_copy(update={"anomaly_score": value})
-    with pytest.raises(TypeError):
-        sinks.wire_item(p, ttl_days=None, reading=None)
-    with pytest.raises(TypeError):
-        {k: sinks.to_wire(v) for k, v in to_item(p).items()}
