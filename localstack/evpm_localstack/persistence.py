@@ -58,6 +58,7 @@ from evpm_localstack import (
     lambda_metrics,
     metrics_sink,
     pickling,
+    request_log,
     sfn_callbacks,
     shard_index,
     sqs_metrics,
@@ -517,6 +518,7 @@ def load_on_ready() -> None:
     root = state_dir()
     section: dict[str, Any] = {}
     # before any mapping worker is created (restored ones included)
+    request_log.install()  # from here a summary line per minute, a line per failed request
     esm_pacing.install()
     esm_shards.install()
     gc_watch.install()
