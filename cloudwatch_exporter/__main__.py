@@ -25,9 +25,9 @@ log = logging.getLogger("cloudwatch_exporter")
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "monitoring" / "exporter.yaml"
 
 
-def _load(path: Path) -> ExporterConfig:
+def _load(path: Path, delay: int | None = None) -> ExporterConfig:
     try:
-        return load_config(path)
+        return load_config(path, delay=delay)
     except ConfigError as exc:
         click.echo(f"{exc.path}: refused", err=True)
         for problem in exc.problems:
@@ -68,6 +68,14 @@ def _load(path: Path) -> ExporterConfig:
     envvar="EVPM_EXPORTER_PORT",
     help="Port to serve /metrics on.",
 )
+@click.option(
+    "--delay",
+    type=click.IntRange(0, 3600),
+    default=None,
+    envvar="EVPM_EXPORTER_DELAY",
+    help="Seconds after a period ends before it counts as complete, for every job (default: "
+    "the configuration's). CloudWatch needs 60 or more; the emulator stores metrics at once.",
+)
 @click.option("--once", is_flag=True, help="Scrape CloudWatch once, print /metrics, and exit.")
 @click.option(
     "--log-level",
@@ -80,6 +88,7 @@ def main(
     check_path: Path | None,
     listen_address: str,
     port: int,
+    delay: int | None,
     once: bool,
     log_level: str,
 ) -> None:
@@ -97,7 +106,7 @@ def main(
             )
         return
     setup(log_level)
-    config = _load(config_path)
+    config = _load(config_path, delay)
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
     registry.register(CloudWatchCollector(config))
@@ -117,6 +126,7 @@ def main(
         url=f"http://{listen_address}:{port}/metrics",
         config=str(config_path),
         jobs=[job.name for job in config.jobs],
+        delay=sorted({job.delay for job in config.jobs}),
     )
     try:
         server.serve_forever()

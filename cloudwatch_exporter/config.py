@@ -426,8 +426,12 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{where}: {message}" if where else message
 
 
-def load_config(path: str | Path) -> ExporterConfig:
+def load_config(path: str | Path, *, delay: int | None = None) -> ExporterConfig:
     """Read and check ``path``; :class:`ConfigError` lists every problem.
+
+    ``delay`` replaces the file's and every job's ``delay``: how long after a period ends it
+    counts as complete depends on the CloudWatch read, not on the metrics (CloudWatch itself
+    takes a minute or two; the emulator stores a metric when it is logged).
 
     Example::
 
@@ -445,6 +449,11 @@ def load_config(path: str | Path) -> ExporterConfig:
         raise ConfigError(str(path), [f"not YAML: {exc}"], ["yaml"]) from exc
     if not isinstance(data, dict):
         raise ConfigError(str(path), ["must be a YAML mapping"], ["yaml"])
+    if delay is not None:
+        data["delay"] = delay
+        for job in data.get("jobs") or []:
+            if isinstance(job, dict):
+                job.pop("delay", None)
     try:
         return ExporterConfig.model_validate(data)
     except ValidationError as exc:

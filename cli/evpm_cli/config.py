@@ -35,6 +35,13 @@ class CliSettings(BaseSettings):
     prometheus_port: int = Field(default=9090, ge=1024, le=65535)
     alertmanager_port: int = Field(default=9093, ge=1024, le=65535)
     exporter_port: int = Field(default=9106, ge=1024, le=65535)
+    exporter_delay: int = Field(
+        default=10,
+        ge=0,
+        le=3600,
+        description="seconds after a minute ends before the exporter counts it complete: the "
+        "emulator stores a metric when it is logged (CloudWatch itself needs 60 or more)",
+    )
     region: str = "us-east-1"
     account: str = "000000000000"
     emulator_venv: Path = REPO_ROOT / ".venv-localstack"

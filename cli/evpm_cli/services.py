@@ -214,6 +214,8 @@ def exporter(cfg: CliSettings) -> Service:
             "127.0.0.1",
             "--port",
             str(cfg.exporter_port),
+            "--delay",
+            str(cfg.exporter_delay),
         ],
         health_url=f"{cfg.exporter_url}/-/healthy",
         env=cfg.aws_env(),

@@ -86,6 +86,11 @@ def emulator_env(state: Path, port: int, base: dict[str, str] | None = None) -> 
         "PROVIDER_OVERRIDE_KINESIS": "moto",
         "LAMBDA_RUNTIME_EXECUTOR": "hostprocess",
         "LAMBDA_EVENT_SOURCE_MAPPING_POLL_INTERVAL_SEC": "0.05",
+        # Queue depths (AWS/SQS) every 15 s, not LocalStack's 60: a DLQ filling up reaches
+        # Prometheus within a minute and a half (exporter delay 10 s, scrape every 15 s).
+        "SQS_CLOUDWATCH_METRICS_REPORT_INTERVAL": base.get(
+            "SQS_CLOUDWATCH_METRICS_REPORT_INTERVAL", "15"
+        ),
         "IN_MEMORY_CLIENT": "1",
         "SERVICES": base.get("EVPM_EMULATOR_SERVICES", DEFAULT_SERVICES),
         "EVPM_STATE_DIR": str(state),

@@ -51,6 +51,21 @@ def test_jobs_take_the_file_defaults_unless_they_set_their_own(tmp_path: Path) -
     assert (config.jobs[1].period, config.jobs[1].length) == (60, 240)
 
 
+def test_a_delay_given_at_start_replaces_the_files_and_every_jobs(tmp_path: Path) -> None:
+    other = job(name="other", metrics=[{"name": "X"}], delay=120)
+    path = write(tmp_path, delay=60, jobs=[job(), other])
+    assert [j.delay for j in load_config(path).jobs] == [60, 120]
+    assert [j.delay for j in load_config(path, delay=10).jobs] == [10, 10]
+    assert [j.delay for j in load_config(path, delay=0).jobs] == [0, 0]
+
+
+def test_the_command_takes_a_delay_and_refuses_a_negative_one(tmp_path: Path) -> None:
+    path = write(tmp_path, jobs=[job()])
+    result = CliRunner().invoke(main, ["--config", str(path), "--delay", "-5", "--once"])
+    assert result.exit_code == 2
+    assert "--delay" in result.output
+
+
 def test_a_vehicle_id_dimension_is_refused_even_when_allowed(tmp_path: Path) -> None:
     # GIVEN someone who adds vehicle_id to the allow-list and to a job
     path = tmp_path / "exporter.yaml"

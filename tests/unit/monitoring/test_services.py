@@ -57,7 +57,9 @@ def test_alertmanager_has_no_cluster_port_and_keeps_silences(cfg) -> None:
 def test_the_exporter_reads_the_emulator(cfg) -> None:
     service = services.exporter(cfg)
     assert service.command[1:3] == ["-m", "cloudwatch_exporter"]
-    assert service.command[-4:] == ["--listen-address", "127.0.0.1", "--port", "29106"]
+    assert service.command[-6:] == [
+        "--listen-address", "127.0.0.1", "--port", "29106", "--delay", str(cfg.exporter_delay)]
+    assert cfg.exporter_delay == 10  # the emulator stores metrics at once: not CloudWatch's 60
     assert service.env["AWS_ENDPOINT_URL"] == cfg.endpoint
     assert service.health_url == "http://127.0.0.1:29106/-/healthy"
 
