@@ -6,6 +6,7 @@ import json
 import subprocess
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -19,6 +20,27 @@ def _workers(system: System) -> list[str]:
     state = system.info["emulator"]["state_dir"]
     return [line for line in listing.splitlines()
             if "evpm_lambda_bootstrap" in line and state in line]
+
+
+def _silence(alertmanager: str, alertname: str) -> str:
+    now = datetime.now(UTC)
+    body = {
+        "matchers": [{"name": "alertname", "value": alertname, "isRegex": False, "isEqual": True}],
+        "startsAt": now.isoformat(), "endsAt": (now + timedelta(hours=1)).isoformat(),
+        "createdBy": "test_restart", "comment": "must survive evpm down && evpm up",
+    }  # fmt: skip
+    response = httpx.post(f"{alertmanager}/api/v2/silences", json=body, timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()["silenceID"]
+
+
+def _instant(prometheus: str, expr: str, at: float) -> float:
+    """The expression's value at ``at`` (0 when it has none)."""
+    answer = httpx.get(f"{prometheus}/api/v1/query", params={"query": expr, "time": at},
+                       timeout=30).json()  # fmt: skip
+    assert answer["status"] == "success", answer
+    result = answer["data"]["result"]
+    return float(result[0]["value"][1]) if result else 0.0
 
 
 def test_second_up_is_a_fast_no_op(system: System) -> None:
@@ -52,6 +74,16 @@ def test_state_survives_restart(system: System) -> None:
         time.sleep(0.5)
     assert len(parked) == 2
 
+    # Monitoring before the restart: a silence in Alertmanager, samples in Prometheus.
+    monitoring = system.info["monitoring"]
+    alertmanager = monitoring["alertmanager"]["url"].rstrip("/")
+    prometheus = monitoring["prometheus"]["url"].rstrip("/")
+    silence_id = _silence(alertmanager, f"EvpmRestartTest{marker}")
+    kept = 'count_over_time(up{job="prometheus"}[10m])'
+    at = time.time() - 1
+    samples_before = _instant(prometheus, kept, at)
+    assert samples_before >= 1, "Prometheus had scraped nothing before the restart"
+
     workers_before = _workers(system)
     assert workers_before, "no Lambda worker was running before the restart"
     evpm("down")
@@ -65,6 +97,11 @@ def test_state_survives_restart(system: System) -> None:
         "vehicle_id": {"S": f"RESTART-{marker}"}, "ts": {"S": "2026-01-01T00:00:00.000000Z"}})
     assert item["Item"]["status"]["S"] == "ok"
     assert ssm.get_parameter(Name=f"/evpm/test/restart-{marker}")["Parameter"]["Value"] == marker
+    # Alertmanager kept the silence (active, same matcher); Prometheus its samples before.
+    silence = httpx.get(f"{alertmanager}/api/v2/silence/{silence_id}", timeout=30).json()
+    assert silence["status"]["state"] == "active", silence
+    assert silence["matchers"][0]["value"] == f"EvpmRestartTest{marker}"
+    assert _instant(prometheus, kept, at) == samples_before
     messages = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=2)["Messages"]
     assert json.loads(messages[0]["Body"]) == {"marker": marker}
     # The deployed system works after the restart, not only its data: the API function and
