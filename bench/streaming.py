@@ -62,6 +62,7 @@ import base64
 import contextlib
 import gc
 import importlib.util
+import io
 import json
 import os
 import random
@@ -86,6 +87,7 @@ BATCH = 500
 DEGRADED_PAD_WEAR = 75.0  # BRK-PAD watch (> 70 %): failure mode brake_wear, so an alert
 SEQ_BASE = 49590330439255740465847791082829142860800123456789
 TARGET_MODELS_RECORDS_PER_S = 20_000
+METRICS_OVERHEAD_MAX = 0.05  # issue 14: metrics add at most 5 % to an event's CPU time
 BUNDLE_FLEET = (80, 1200)  # vehicles x hours the cached bundles are trained on (cold_start's)
 KILL_WINDOW_S = 10.0  # after --kill-at, keep looking for a worker to kill this long
 AUDIT_TIMEOUT_S = 90.0  # for the scorer's metrics to reach CloudWatch Logs after the drain
@@ -433,19 +435,23 @@ def _models_path(
     # none malformed, so each vehicle holds its full window when the timing starts).
     warm = vehicles * (depth - 1)
     timed, staged = BATCH * args.repeat, BATCH * args.stage_batches
+    costed = BATCH * 2 * args.metrics_batches
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
     past = traffic(warm, vehicles=vehicles, prefix=prefix, malformed=0,
                    degraded=args.degraded, start=t0)  # fmt: skip
-    now = traffic(timed + staged, vehicles=vehicles, prefix=prefix, seed=8,
-                  malformed=(timed + staged) * args.malformed_per_10k // 10_000,
+    now = traffic(timed + staged + costed, vehicles=vehicles, prefix=prefix, seed=8,
+                  malformed=(timed + staged + costed) * args.malformed_per_10k // 10_000,
                   degraded=args.degraded, start=t0 + timedelta(seconds=warm))  # fmt: skip
     history = History(depth, max_vehicles=max(vehicles, 20_000))
     p, q, a, dynamo = memory_sinks(dlq_url)
 
-    def scorer_models(event: dict) -> None:
+    def scorer_models(event: dict, *, flush: bool = False) -> None:
         response = app.handle(event, predictions=p, parked=q, alerts=a, models=models,
                               history=history)  # fmt: skip
-        app.metrics.clear_metrics()  # the Lambda decorator flushes them once per invocation
+        if flush:  # what the Lambda decorator does once per invocation
+            app.metrics.flush_metrics()
+        else:
+            app.metrics.clear_metrics()
         assert not response["batchItemFailures"], response
 
     log(f"  {vehicles} vehicles: warming their history with {warm:,} readings (untimed)")
@@ -461,6 +467,7 @@ def _models_path(
     log(f"    warmed {len(history)} vehicles in {time.perf_counter() - started:.1f} s")
     timed_events = list(events_of(now, 0, timed, offset=warm))
     staged_events = list(events_of(now, timed, timed + staged, offset=warm))
+    costed_events = list(events_of(now, timed + staged, timed + staged + costed, offset=warm))
     del now
     # The scorer freezes what its init built out of the collector's scans; the same here.
     gc.collect()
@@ -472,6 +479,12 @@ def _models_path(
     with clock.installed(app, models, (p, q, a)):
         for event in staged_events:
             clock.run(scorer_models, event)
+    metrics_cost = _metrics_cost(app, scorer_models, costed_events)
+    if metrics_cost["overhead"] > METRICS_OVERHEAD_MAX:
+        problems.append(
+            f"metrics add {metrics_cost['overhead']:.1%} to an event's CPU time "
+            f"(allowed {METRICS_OVERHEAD_MAX:.0%})"
+        )
     met = summary["records_per_s_overall"] >= TARGET_MODELS_RECORDS_PER_S
     result = {
         "vehicles": vehicles,
@@ -480,6 +493,7 @@ def _models_path(
         **summary,
         f"target_records_per_s>={TARGET_MODELS_RECORDS_PER_S}": met,
         "stages": clock.summary(),
+        "metrics_cost": metrics_cost,
     }
     log(
         f"    with models: {summary['records_per_s_overall']:,} rec/s overall (p50 batch "
@@ -491,6 +505,70 @@ def _models_path(
             f"per batch ({f['cpu_share']:.1%} of CPU)"
         )
     return result, [f"models path, {vehicles} vehicles: {p}" for p in problems], timed_events
+
+
+class _CountingSink(io.TextIOBase):
+    """A stdout that keeps only how many characters were written to it."""
+
+    def __init__(self) -> None:
+        self.chars = 0
+
+    def write(self, text: str) -> int:
+        self.chars += len(text)
+        return len(text)
+
+
+class NullMetrics:
+    """The scorer's ``metrics`` recording nothing: the baseline its metrics are costed against."""
+
+    def add_metric(self, *args: Any, **kwargs: Any) -> None: ...
+
+    def add_metadata(self, *args: Any, **kwargs: Any) -> None: ...
+
+    def clear_metrics(self) -> None: ...
+
+    def flush_metrics(self, *args: Any, **kwargs: Any) -> None: ...
+
+
+def _metrics_cost(app: Any, handle: Callable[[dict], None], events: list[dict]) -> dict:
+    """CPU time per event with the scorer's metrics on (recorded, then flushed as the Lambda
+    decorator does: the EMF document serialised and printed, here to a sink that only counts
+    the characters) and off (:class:`NullMetrics`), alternating event by event so both see the
+    same machine. Raises if an event with the metrics on printed no EMF document."""
+    if len(events) < 2:
+        raise ValueError("costing the metrics needs at least two events")
+    on: list[float] = []
+    off: list[float] = []
+    null = NullMetrics()
+    printed = _CountingSink()
+    with mock.patch.dict(os.environ, {"POWERTOOLS_METRICS_DISABLED": "false"}):
+        for i, event in enumerate(events):
+            started = time.process_time()
+            if i % 2:
+                with mock.patch.object(app, "metrics", null):
+                    handle(event)
+                off.append(time.process_time() - started)
+            else:
+                before = printed.chars
+                with contextlib.redirect_stdout(printed):
+                    handle(event, flush=True)
+                on.append(time.process_time() - started)
+                if printed.chars == before:
+                    raise RuntimeError("metrics on, yet the event printed no EMF document")
+    on_ms, off_ms = statistics.mean(on) * 1000, statistics.mean(off) * 1000
+    cost = {
+        "events_each": len(off),
+        "cpu_ms_per_event_metrics_on": round(on_ms, 3),
+        "cpu_ms_per_event_metrics_off": round(off_ms, 3),
+        "overhead": round(on_ms / off_ms - 1, 4),
+        "emf_chars_per_event": round(printed.chars / len(on)),
+        f"target_overhead<={METRICS_OVERHEAD_MAX}": on_ms / off_ms - 1 <= METRICS_OVERHEAD_MAX,
+    }
+    log(
+        f"    metrics on {on_ms:.2f} ms CPU per event, off {off_ms:.2f} ms: "
+        f"{cost['overhead']:+.1%} ({len(off)} events each, alternating)"
+    )
+    return cost
 
 
 def run_inprocess(args: argparse.Namespace, system: dict | None) -> dict[str, Any]:
@@ -1021,6 +1099,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--stage-batches", type=int, default=10, help="in-process events timed stage by stage"
+    )
+    parser.add_argument(
+        "--metrics-batches",
+        type=int,
+        default=20,
+        help="in-process events with the metrics on, and as many off, to cost them",
     )
     parser.add_argument(
         "--bundles",
