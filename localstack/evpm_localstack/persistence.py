@@ -54,6 +54,7 @@ from evpm_localstack import (
     esm_checkpoints,
     esm_pacing,
     esm_shards,
+    events_restore,
     gc_watch,
     lambda_metrics,
     metrics_sink,
@@ -415,6 +416,9 @@ def load_service(root: Path, name: str) -> dict[str, Any]:
     visitor = LoadVisitor(name, source, getattr(service, "_provider", None))
     service.accept_state_visitor(visitor)
     service.lifecycle_hook.on_after_state_load()
+    if name == "events" and visitor.loaded:
+        rebuilt = events_restore.rebuild(getattr(service, "_provider", None))
+        log_event(LOG, "events_rebuilt", **rebuilt)
     return {
         "status": "restored" if visitor.loaded else "empty",
         "files": visitor.loaded,

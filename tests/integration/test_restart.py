@@ -12,6 +12,8 @@ import httpx
 
 from evpm_cli import loadgen, stream
 from tests.integration.conftest import System, drain_dlq, evpm, read_status
+from tests.integration.test_alerts import _drain
+from tests.integration.test_api_gateway import RECORD
 
 
 def _workers(system: System) -> list[str]:
@@ -41,6 +43,28 @@ def _instant(prometheus: str, expr: str, at: float) -> float:
     assert answer["status"] == "success", answer
     result = answer["data"]["result"]
     return float(result[0]["value"][1]) if result else 0.0
+
+
+def _alert_after_restart(system: System, prefix: str) -> None:
+    url = system.info["stacks"]["AlertsAuditQueueUrl"]
+    ts = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    record = {**RECORD, "Brake_Pad_Wear": 95.0, "vehicle_id": f"{prefix}-000", "timestamp": ts}
+    kinesis, ddb = system.client("kinesis"), system.client("dynamodb")
+    kinesis.put_record(StreamName=system.stream, Data=json.dumps(record).encode(),
+                       PartitionKey=record["vehicle_id"])  # fmt: skip
+    key = {"vehicle_id": {"S": record["vehicle_id"]}, "ts": {"S": ts}}
+    deadline = time.monotonic() + 60
+    while "Item" not in ddb.get_item(TableName=system.table, Key=key):
+        assert time.monotonic() < deadline, "the critical reading was not stored in 60 s"
+        time.sleep(0.5)
+    stored = time.monotonic()
+    seen: list[dict] = []
+    while not seen and time.monotonic() - stored < 10:
+        _drain(system, url, prefix, seen)
+        time.sleep(0.5)
+    assert seen, "no VehicleAlert in the audit queue 10 s after the critical reading was stored"
+    assert seen[0]["detail-type"] == "VehicleAlert"
+    assert seen[0]["detail"]["failure_mode"] == "brake_wear"
 
 
 def test_second_up_is_a_fast_no_op(system: System) -> None:
@@ -112,6 +136,9 @@ def test_state_survives_restart(system: System) -> None:
     for name in (system.info["stacks"]["ScorerFunctionName"],
                  system.info["stacks"]["ApiFunctionName"]):
         assert lam.get_function(FunctionName=name)["Configuration"]["State"] == "Active"
+    # An alert still reaches the audit queue through the restored EventBridge rule: a
+    # critical reading of a new vehicle, its VehicleAlert within 10 s of being stored.
+    _alert_after_restart(system, f"{prefix}A")
     # The event source mapping resumed after its checkpoint: nothing was delivered twice.
     sentinel = list(loadgen.generate(4, vehicles=1, malformed=1, prefix=f"{prefix}S"))
     stream.put_all(system.client("kinesis"), system.stream, sentinel)
