@@ -17,6 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 from moto import mock_aws
 
+from evpm.health import FAILURE_MODES
 from evpm.predictions import Prediction, to_item
 from tests.unit.conftest import NOMINAL, load_event, load_function
 from tests.unit.fakes import FakeGateway, FakeRoles, ScriptedApiGatewayClient, offline_models
@@ -270,6 +271,23 @@ def test_feedback_without_an_observation_is_422(client):
     response = client.post("/feedback", json=body, headers={"x-api-key": "k-fleet"})
     assert response.status_code == 422
     assert "failure_mode, rul_hours or both" in response.text
+
+
+@pytest.mark.parametrize("mode", FAILURE_MODES)
+def test_feedback_takes_every_class_the_classifier_predicts(client, mode):
+    body = {**FEEDBACK, "ts": "2024-05-02T08:00:00Z", "failure_mode": mode}
+    response = client.post("/feedback", json=body, headers={"x-api-key": "k-fleet"})
+    assert response.status_code == 201, response.text
+    assert response.json()["failure_mode"] == mode
+
+
+def test_an_unknown_failure_mode_is_422_naming_the_valid_ones(client):
+    body = {**FEEDBACK, "failure_mode": "flux_capacitor"}
+    response = client.post("/feedback", json=body, headers={"x-api-key": "k-fleet"})
+    assert response.status_code == 422
+    assert "failure_mode" in response.text
+    for mode in FAILURE_MODES:
+        assert f"'{mode}'" in response.text, (mode, response.text)
 
 
 def test_storage_failure_is_503_not_500(api, client):

@@ -162,9 +162,20 @@ def test_failure_modes_are_the_documented_set():
         "thermal_risk",
         "motor_overheating",
         "brake_wear",
+        "tire_leak",
         "sensor_fault",
     }
     assert {r.failure_mode for r in RULES} <= set(health.FAILURE_MODES)
+
+
+def test_the_classifier_learns_exactly_evpms_failure_modes_in_their_order():
+    """One list: the fleet spec's classes are what the rules, predictions and /feedback use."""
+    import yaml
+
+    from training_job.simulator import FAILURE_MODES as SIMULATED
+
+    spec = yaml.safe_load((ROOT / "training_job" / "specs" / "fleet.yaml").read_text())
+    assert tuple(spec["classes"]) == health.FAILURE_MODES == SIMULATED
 
 
 def _judged_row_by_row(row: np.ndarray) -> health.Assessment:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from evpm import health
 from evpm.telemetry import FEATURES, SENSOR_RANGES
 
 __all__ = [
@@ -23,16 +24,9 @@ __all__ = [
     "simulate_fleet",
 ]
 
-FAILURE_MODES: tuple[str, ...] = (
-    "none",
-    "battery_degradation",
-    "thermal_risk",
-    "motor_overheating",
-    "brake_wear",
-    "tire_leak",
-    "sensor_fault",
-)
-"""Label vocabulary; index = code used internally. ``none`` means no crossing within horizon."""
+FAILURE_MODES: tuple[str, ...] = health.FAILURE_MODES
+"""Label vocabulary (evpm's one list of failure modes); index = code used internally. ``none``
+means no crossing within horizon."""
 
 ANOMALY_KINDS: tuple[str, ...] = ("none", "spike", "dropout", "stuck", "noise_burst")
 

@@ -22,6 +22,7 @@ which keeps a single-vehicle request within its latency budget.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -60,16 +61,14 @@ FailureMode = Literal[
     "thermal_risk",
     "motor_overheating",
     "brake_wear",
+    "tire_leak",
     "sensor_fault",
 ]
-FAILURE_MODES: tuple[FailureMode, ...] = (
-    "none",
-    "battery_degradation",
-    "thermal_risk",
-    "motor_overheating",
-    "brake_wear",
-    "sensor_fault",
-)
+FAILURE_MODES: tuple[FailureMode, ...] = typing.get_args(FailureMode)
+"""Every failure mode evpm names, in the classifier's class order: what the rules report, the
+fleet simulator labels, the classifier predicts (``training_job/specs/fleet.yaml``'s
+``classes``, a test checks) and ``/feedback`` accepts. ``tire_leak`` has no rule yet: only the
+classifier predicts it."""
 FAILURE_MODE_PRIORITY: tuple[FailureMode, ...] = (
     "thermal_risk",
     "motor_overheating",
