@@ -103,3 +103,20 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     yield
+
+
+def accepted_records(make_payload: Callable[..., dict], count: int) -> list[Any]:
+    """``count`` valid readings of 7 vehicles (every fifth with worn brakes), scored by the
+    rules as the stream scorer would: its accepted records (prediction, reading, sequence)."""
+    from evpm.ingest import RawRecord, process_batch
+
+    raw = [
+        RawRecord(str(1000 + i), f"EV-{i % 7}", "shardId-0", json.dumps(make_payload(
+            vehicle_id=f"EV-{i % 7}",
+            timestamp=f"2024-05-01T12:{i // 60 % 60:02d}:{i % 60:02d}Z",
+            Brake_Pad_Wear=90.0 if i % 5 == 0 else 10.0)).encode())
+        for i in range(count)
+    ]  # fmt: skip
+    outcome = process_batch(raw)
+    assert len(outcome.accepted) == count
+    return outcome.accepted

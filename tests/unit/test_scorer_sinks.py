@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from evpm.ingest import RawRecord, process_batch
-from tests.unit.conftest import load_function
+from tests.unit.conftest import accepted_records, load_function
 
 TABLE = "evpm-predictions"
 
@@ -18,19 +16,6 @@ TABLE = "evpm-predictions"
 @pytest.fixture(scope="module")
 def sinks() -> Any:
     return load_function("scorer", "sinks")
-
-
-def _accepted(make_payload, count: int) -> list[Any]:
-    raw = [
-        RawRecord(str(1000 + i), f"EV-{i % 7}", "shardId-0", json.dumps(make_payload(
-            vehicle_id=f"EV-{i % 7}",
-            timestamp=f"2024-05-01T12:{i // 60 % 60:02d}:{i % 60:02d}Z",
-            Brake_Pad_Wear=90.0 if i % 5 == 0 else 10.0)).encode())
-        for i in range(count)
-    ]
-    outcome = process_batch(raw)
-    assert len(outcome.accepted) == count
-    return outcome.accepted
 
 
 def _create_predictions_table() -> None:
@@ -81,7 +66,7 @@ class KeyFailingDynamo:
 def test_parallel_chunks_report_exactly_the_unwritten_records(sinks, make_payload,
                                                               concurrency: int) -> None:
     # GIVEN 300 predictions (12 chunks), where EV-3's items are never processed
-    accepted = _accepted(make_payload, 300)
+    accepted = accepted_records(make_payload, 300)
     client = KeyFailingDynamo(fail={"EV-3"})
     sink = sinks.DynamoPredictionSink(TABLE, client=client, concurrency=concurrency,
                                       max_attempts=2, sleep=lambda s: None)
@@ -97,7 +82,7 @@ def test_parallel_chunks_report_exactly_the_unwritten_records(sinks, make_payloa
 
 def test_a_chunk_that_errors_fails_only_its_own_records(sinks, make_payload) -> None:
     # GIVEN 300 predictions; the request holding record #130 always errors
-    accepted = _accepted(make_payload, 300)
+    accepted = accepted_records(make_payload, 300)
     poisoned = accepted[130].prediction.ts
     client = KeyFailingDynamo(fail=set(), error_ts={poisoned})
     sink = sinks.DynamoPredictionSink(TABLE, client=client, max_attempts=2, sleep=lambda s: None)
@@ -114,7 +99,7 @@ def test_concurrency_must_be_positive(sinks) -> None:
 
 
 def test_scored_at_is_kept(sinks, make_payload) -> None:
-    [record] = _accepted(make_payload, 1)
+    [record] = accepted_records(make_payload, 1)
     client = KeyFailingDynamo(fail=set())
     sinks.DynamoPredictionSink(TABLE, client=client).write([record])
     [item] = client.written.values()
@@ -129,7 +114,7 @@ def test_default_client_writes_real_predictions_without_client_side_validation(
     from botocore.validate import ParamValidationDecorator
     from moto import mock_aws
 
-    accepted = _accepted(make_payload, 30)
+    accepted = accepted_records(make_payload, 30)
     with mock_aws():
         _create_predictions_table()
         sink = sinks.DynamoPredictionSink(TABLE)
@@ -150,7 +135,7 @@ def test_stored_readings_are_read_back_as_the_vehicles_past(sinks, make_payload,
     from evpm.past_readings import unpack_readings
     from evpm_aws.past_readings import DynamoPastReadings
 
-    accepted = _accepted(make_payload, 70)  # 7 vehicles, 10 readings each
+    accepted = accepted_records(make_payload, 70)  # 7 vehicles, 10 readings each
     with mock_aws():
         _create_predictions_table()
         assert sinks.DynamoPredictionSink(TABLE).write(accepted) == []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 from typing import Any
 
@@ -10,27 +9,13 @@ import numpy as np
 import pytest
 from boto3.dynamodb.types import TypeSerializer
 
-from evpm.ingest import RawRecord, process_batch
 from evpm.predictions import to_item
-from tests.unit.conftest import load_function
+from tests.unit.conftest import accepted_records, load_function
 
 
 @pytest.fixture(scope="module")
 def wire() -> Any:
     return load_function("scorer", "wire")
-
-
-def _accepted(make_payload, count: int) -> list[Any]:
-    raw = [
-        RawRecord(str(1000 + i), f"EV-{i % 7}", "shardId-0", json.dumps(make_payload(
-            vehicle_id=f"EV-{i % 7}",
-            timestamp=f"2024-05-01T12:{i // 60 % 60:02d}:{i % 60:02d}Z",
-            Brake_Pad_Wear=90.0 if i % 5 == 0 else 10.0)).encode())
-        for i in range(count)
-    ]
-    outcome = process_batch(raw)
-    assert len(outcome.accepted) == count
-    return outcome.accepted
 
 
 def _as_numbers(wire: Any) -> Any:
@@ -68,7 +53,7 @@ def test_wire_format_refuses_what_type_serializer_refuses(wire, value: Any) -> N
 
 
 def test_prediction_items_serialise_as_before(wire, make_payload) -> None:
-    for record in _accepted(make_payload, 20):
+    for record in accepted_records(make_payload, 20):
         item = to_item(record.prediction, ttl_days=30)
         assert {k: wire.to_wire(v) for k, v in item.items()} == {
             k: TypeSerializer().serialize(v) for k, v in item.items()}
@@ -79,7 +64,7 @@ def test_prediction_items_serialise_as_before(wire, make_payload) -> None:
 def test_wire_items_equal_the_document_form_on_the_wire(wire, make_payload, value) -> None:
     """The batch builder writes what ``to_wire(to_item(...))`` wrote: the same strings, maps
     and lists, and numbers equal as DynamoDB reads them (``Decimal`` of the text)."""
-    for record in _accepted(make_payload, 12):
+    for record in accepted_records(make_payload, 12):
         p = record.prediction.model_copy(update={
             "anomaly_score": value, "is_anomaly": bool(value), "predicted_failure": "tire_leak",
             "failure_probabilities": {"none": value, "tire_leak": 1.0 - value},
@@ -96,7 +81,7 @@ def test_a_mixed_batch_keeps_each_items_numbers_in_place(wire, make_payload) -> 
     and without, in any order, each get their own numbers (none shifted to a neighbour)."""
     rng = np.random.default_rng(3)
     predictions, readings = [], []
-    for i, record in enumerate(_accepted(make_payload, 60)):
+    for i, record in enumerate(accepted_records(make_payload, 60)):
         update: dict[str, Any] = {}
         if i % 2:
             update |= {"anomaly_score": float(rng.random()), "is_anomaly": bool(i % 4 == 1)}
@@ -130,7 +115,7 @@ def test_numpy_and_integer_numbers_are_written_as_numbers(wire) -> None:
 def test_wire_items_refuse_what_is_not_a_number(wire, make_payload, value) -> None:
     """DynamoDB holds no NaN or infinity: refused with a TypeError, as TypeSerializer does
     (orjson writes them as null, which must not reach the table as a number)."""
-    record = _accepted(make_payload, 1)[0]
+    record = accepted_records(make_payload, 1)[0]
     for field in ("anomaly_score", "rul_hours"):
         p = record.prediction.model_copy(update={field: value})
         with pytest.raises(TypeError):
@@ -143,7 +128,7 @@ def test_wire_items_refuse_what_is_not_a_number(wire, make_payload, value) -> No
 @pytest.mark.parametrize("value", [5e-324, 1.7976931348623157e308])
 def test_numbers_beyond_dynamodbs_range_are_refused_as_before(wire, make_payload, value) -> None:
     """DynamoDB holds 38 digits from 1E-130 to 9.99E+125: beyond, both forms raise alike."""
-    p = _accepted(make_payload, 1)[0].prediction.model_copy(update={"rul_hours": value})
+    p = accepted_records(make_payload, 1)[0].prediction.model_copy(update={"rul_hours": value})
     with pytest.raises(Exception) as ours:
         wire.wire_item(p, ttl_days=None, reading=None)
     with pytest.raises(Exception) as theirs:
