@@ -115,23 +115,18 @@ def wire_items(
             "model_versions": _versions(tuple(p.model_versions.items())),
             "scored_at": scored,
         }
-        # Prediction's field order, as to_item writes them (the texts come in _NUMBERS order).
-        if p.anomaly_score is not None:
-            item["anomaly_score"] = {"N": next(texts)}
+        # The texts come in the order they were gathered: _NUMBERS, then the probabilities.
+        for key in _NUMBERS:
+            if getattr(p, key) is not None:
+                item[key] = {"N": next(texts)}
         if p.is_anomaly is not None:
             item["is_anomaly"] = {"BOOL": p.is_anomaly}
         if p.predicted_failure is not None:
             item["predicted_failure"] = {"S": p.predicted_failure}
-        rul = [k for k in _NUMBERS[1:] if getattr(p, k) is not None]
-        rul_texts = [next(texts) for _ in rul]
-        if p.failure_probabilities:
+        if p.failure_probabilities is not None:
             item["failure_probabilities"] = {
-                "M": {k: {"N": t} for k, t in zip(p.failure_probabilities, texts, strict=False)}
+                "M": {k: {"N": next(texts)} for k in p.failure_probabilities}
             }
-        elif p.failure_probabilities is not None:
-            item["failure_probabilities"] = {"M": {}}
-        for key, text in zip(rul, rul_texts, strict=True):
-            item[key] = {"N": text}
         if reading is not None:
             item[READING_ATTRIBUTE] = {"B": reading}
         if ttl_days:

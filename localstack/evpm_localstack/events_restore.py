@@ -12,10 +12,7 @@ them, and a rule with a schedule gets its job again.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
-
-LOG = logging.getLogger(__name__)
 
 
 def rebuild(provider: Any, stores: Any | None = None) -> dict[str, int]:

@@ -413,11 +413,12 @@ def load_service(root: Path, name: str) -> dict[str, Any]:
         return {"status": "no-snapshot"}
     service = SERVICE_PLUGINS.require(name)  # eager: start it now, before anyone calls it
     service.lifecycle_hook.on_before_state_load()
-    visitor = LoadVisitor(name, source, getattr(service, "_provider", None))
+    provider = getattr(service, "_provider", None)
+    visitor = LoadVisitor(name, source, provider)
     service.accept_state_visitor(visitor)
     service.lifecycle_hook.on_after_state_load()
     if name == "events" and visitor.loaded:
-        rebuilt = events_restore.rebuild(getattr(service, "_provider", None))
+        rebuilt = events_restore.rebuild(provider)
         log_event(LOG, "events_rebuilt", **rebuilt)
     return {
         "status": "restored" if visitor.loaded else "empty",
