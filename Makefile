@@ -24,7 +24,7 @@ TEST_ENV := EVPM_STATE_DIR=$(TEST_STATE) EVPM_EMULATOR_PORT=$(TEST_PORT) EVPM_ML
 # Prometheus and Alertmanager come from Debian; root installs them, anyone else through sudo.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help up down status test check lint unit infra integration deps monitoring-bins runtime clean bench-models bench-stream bench bench-serving bench-cold
+.PHONY: help up down status test check lint unit infra integration deps monitoring-bins browser-bins runtime clean bench-models bench-stream bench bench-serving bench-cold
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -69,6 +69,14 @@ monitoring-bins: ## Install Prometheus and Alertmanager (Debian packages) when m
 	  done; \
 	fi; true
 
+browser-bins: ## Install Chromium and chromium-driver (Debian packages) for the browser tests when missing
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  echo "== chromium and chromium-driver (Debian packages, for the browser tests)"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    chromium chromium-driver >/dev/null || exit 1; \
+	fi
+
 deps: $(VENV)/.stamp $(LSVENV)/.stamp node_modules/.stamp monitoring-bins ## Build the venvs and install npm packages, Prometheus and Alertmanager
 
 up: deps runtime ## Start the emulator, deploy the stacks, print endpoints
@@ -91,11 +99,11 @@ infra: $(VENV)/.stamp ## CDK template tests (no emulator)
 
 check: lint unit infra ## The fast suite
 
-integration: deps ## Integration tests against an emulator this run starts and stops
+integration: deps browser-bins ## Integration tests against an emulator this run starts and stops
 	@$(MAKE) --no-print-directory STATE_DIR=$(TEST_STATE) runtime
 	@$(TEST_ENV) $(VENV)/bin/python -m pytest tests/integration -q
 
-test: deps ## Everything: lint, unit, infra, integration
+test: deps browser-bins ## Everything: lint, unit, infra, integration
 	@$(MAKE) --no-print-directory STATE_DIR=$(TEST_STATE) runtime
 	@$(VENV)/bin/ruff check .
 	@$(TEST_ENV) $(VENV)/bin/python -m pytest tests -q --durations=15 -p no:cacheprovider

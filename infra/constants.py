@@ -93,6 +93,10 @@ API_TIMEOUT_S: Final = 29  # API Gateway's integration timeout
 REST_API: Final = "evpm-api"
 API_STAGE: Final = "v1"
 HEALTH_PATH: Final = "health"
+# The API's description is not a secret: its docs pages, their assets and the schema are open
+# (GET only); every operation they describe still needs a key.
+DOCS_PATHS: Final = ("docs", "redoc", "openapi.json")
+DOCS_ASSETS_PATH: Final = "docs-assets"
 USAGE_PLAN: Final = "evpm-dev"
 API_KEY_PREFIX: Final = "evpm-dev"
 API_ROLES: Final = ("viewer", "fleet-service", "ml-admin")

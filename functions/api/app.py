@@ -32,6 +32,7 @@ from access_control import (
 )
 from alert_routes import router as alert_router
 from alert_store import OpsAlerts
+from api_docs import install_docs
 from aws_lambda_powertools import Logger, Metrics
 from botocore.exceptions import BotoCoreError, ClientError
 from fastapi import FastAPI, HTTPException, Path, Query, Request
@@ -92,10 +93,11 @@ ModelName = Annotated[
 class StageRootPath:
     """Set the ASGI ``root_path`` to the API Gateway stage prefix (e.g. ``/v1``).
 
-    Mangum passes the path without the stage and an empty ``root_path``; without this, /docs
-    would load ``/openapi.json`` instead of ``/v1/openapi.json`` and "Try it out" would miss the
-    stage. The prefix is what ``requestContext.path`` has in front of ``path``, which also
-    covers custom-domain base paths.
+    Mangum passes the path without the stage and an empty ``root_path``; without this, the
+    schema's ``servers`` would miss the stage, and mounted apps (the docs assets), which take
+    their path relative to ``root_path`` as ASGI says, would not be found. The prefix is what
+    ``requestContext.path`` has in front of ``path``, which also covers custom-domain base
+    paths.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -105,8 +107,10 @@ class StageRootPath:
         event = scope.get("aws.event")
         if scope["type"] == "http" and isinstance(event, dict):
             prefix = _stage_prefix(event)
-            if prefix:
-                scope = {**scope, "root_path": prefix}
+            if prefix and not scope["path"].startswith(f"{prefix}/"):
+                # ASGI's path includes root_path; Mounts (the docs assets) strip it again.
+                path = f"{prefix}{scope['path']}"
+                scope = {**scope, "root_path": prefix, "path": path, "raw_path": path.encode()}
         await self.app(scope, receive, send)
 
 
@@ -198,7 +202,10 @@ def create_app(
             "fleet-service also scores readings and reports feedback, ml-admin also manages "
             "models."
         ),
+        docs_url=None,  # api_docs serves /docs and /redoc from packaged assets, not a CDN
+        redoc_url=None,
     )
+    install_docs(api)
     api.state.roles = roles or ApiKeyTagResolver(ttl_seconds=settings.ROLE_CACHE_SECONDS)
     api.state.predictions = predictions or DynamoPredictionReader(settings.PREDICTIONS_TABLE)
     api.state.labels = labels or DynamoLabelWriter(settings.LABELS_TABLE)

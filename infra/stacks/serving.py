@@ -124,6 +124,11 @@ class ServingStack(Stack):
         integration = apigw.LambdaIntegration(api_fn, proxy=True, allow_test_invoke=False)
         keyed = apigw.MethodOptions(api_key_required=True)
         api.root.add_resource(c.HEALTH_PATH).add_method("GET", integration, api_key_required=False)
+        for path in c.DOCS_PATHS:
+            api.root.add_resource(path).add_method("GET", integration, api_key_required=False)
+        api.root.add_resource(c.DOCS_ASSETS_PATH).add_proxy(
+            default_integration=integration, any_method=False
+        ).add_method("GET", integration, api_key_required=False)
         # An explicit /alerts resource takes its paths from {proxy+}: /alerts keeps the key,
         # /alerts/webhook is open to API Gateway (POST only) and checked by the function.
         alerts = api.root.add_resource(c.ALERTS_PATH)

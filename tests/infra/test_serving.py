@@ -30,7 +30,7 @@ def _methods(template) -> dict[str, dict[str, Any]]:
     return by_path
 
 
-def test_health_and_the_alert_webhook_are_open_and_everything_else_needs_a_key(template) -> None:
+def test_health_docs_and_the_alert_webhook_are_open_and_everything_else_needs_a_key(template) -> None:
     methods = _methods(template)
     assert set(methods) == {
         "GET /health",
@@ -38,8 +38,15 @@ def test_health_and_the_alert_webhook_are_open_and_everything_else_needs_a_key(t
         "ANY /{proxy+}",
         "ANY /alerts",
         "POST /alerts/webhook",
+        "GET /docs",
+        "GET /redoc",
+        "GET /openapi.json",
+        "GET /docs-assets/{proxy+}",
     }
     assert methods["GET /health"]["ApiKeyRequired"] is False
+    # The API's description is open (GET only): the docs pages, their assets and the schema.
+    for page in ("/docs", "/redoc", "/openapi.json", "/docs-assets/{proxy+}"):
+        assert methods[f"GET {page}"]["ApiKeyRequired"] is False
     # Alertmanager cannot send x-api-key: the function checks the webhook's bearer token.
     assert methods["POST /alerts/webhook"]["ApiKeyRequired"] is False
     assert methods["ANY /"]["ApiKeyRequired"] is True
@@ -102,12 +109,16 @@ def test_api_function_reads_predictions_only(template) -> None:
     assert "PREDICTIONS_TABLE" in props["Environment"]["Variables"]
 
 
-def test_api_function_writes_labels_with_put_only(template) -> None:
+def test_api_function_writes_labels_with_update_only(template) -> None:
+    # /feedback appends reports with UpdateItem; it needs no put, and never reads labels
     tpl = template(STACK)
     _, fn = only(tpl, "AWS::Lambda::Function")
     assert "Labels" in str(fn["Properties"]["Environment"]["Variables"]["LABELS_TABLE"])
     [labels] = [s for s in policy_statements(tpl) if "Labels" in str(s["Resource"])]
-    assert actions(labels) == ["dynamodb:PutItem"]
+    assert actions(labels) == ["dynamodb:UpdateItem"]
+    # AND it can tell whether the reading was scored (GetItem on the predictions)
+    [predictions] = [s for s in policy_statements(tpl) if "Predictions" in str(s["Resource"])]
+    assert "dynamodb:GetItem" in actions(predictions)
 
 
 def test_role_lookup_is_apigateway_get_on_api_keys_only(template) -> None:
@@ -157,7 +168,10 @@ def test_ops_alerts_table_is_updated_by_key_and_queried_on_the_status_index_only
     table = [s for s in statements if any(a.startswith("dynamodb:") for a in actions(s))]
     by_action = {tuple(actions(s)): s["Resource"] for s in table}
     assert set(by_action) == {("dynamodb:UpdateItem",), ("dynamodb:Query",)}
-    assert "Fn::ImportValue" in by_action[("dynamodb:UpdateItem",)]  # the table, no index
+    # the table, no index (CDK merges the labels' UpdateItem into this statement: tables both)
+    updated = by_action[("dynamodb:UpdateItem",)]
+    tables = updated if isinstance(updated, list) else [updated]
+    assert all("Fn::ImportValue" in table for table in tables)
     query = by_action[("dynamodb:Query",)]["Fn::Join"][1]
     assert query[1] == "/index/by-status"  # no Scan, no other index, not the table itself
 

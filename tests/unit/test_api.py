@@ -168,8 +168,11 @@ def test_docs_work_behind_the_stage_prefix(api, lambda_context):
     # GIVEN API Gateway strips the stage from `path` but keeps it in requestContext.path
     docs = api.handler(_gateway("GET", "/docs"), lambda_context)
     assert docs["statusCode"] == 200
-    # THEN the docs page loads the schema from under the stage
-    assert "'/v1/openapi.json'" in docs["body"] or '"/v1/openapi.json"' in docs["body"]
+    # THEN the page's URLs are relative (they work under /v1 and under the emulator's prefix)
+    assert 'src="docs-assets/swagger-ui-bundle.js"' in docs["body"]
+    assert "/v1/" not in docs["body"]
+    asset = api.handler(_gateway("GET", "/docs-assets/swagger-ui.css"), lambda_context)
+    assert asset["statusCode"] == 200 and asset["headers"]["content-type"].startswith("text/css")
     schema = api.handler(_gateway("GET", "/openapi.json"), lambda_context)
     assert schema["statusCode"] == 200
     assert json.loads(schema["body"])["servers"] == [{"url": "/v1"}]
