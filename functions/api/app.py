@@ -46,6 +46,7 @@ from schemas import (
     MODEL_VERSIONS,
     BatchResponse,
     ExplainResponse,
+    FeedbackResponse,
     HealthResponse,
     HistoryUsed,
     ImportanceResponse,
@@ -301,14 +302,46 @@ def create_app(
         following = encode_cursor(vehicle_id, page.last_ts) if page.last_ts else None
         return PredictionPage(vehicle_id=vehicle_id, predictions=page.predictions, next=following)
 
-    @api.post("/feedback", status_code=201, tags=["feedback"], **protected("feedback:write"))
-    def feedback(request: Request, body: Feedback) -> Label:
-        """Report ground truth for a reading; a later report for the same reading replaces it."""
+    unscored = {
+        404: {
+            "model": MessageBody,
+            "description": "no prediction is stored for that reading, and free_standing is false",
+            "content": {
+                "application/json": {
+                    "example": {"detail": _unscored("EV-0042", "2024-05-01T12:00:00.000000Z")}
+                }
+            },
+        }
+    }
+
+    @api.post(
+        "/feedback",
+        status_code=201,
+        tags=["feedback"],
+        **_merge(protected("feedback:write"), unscored),
+    )
+    def feedback(request: Request, body: Feedback) -> FeedbackResponse:
+        """Report ground truth for a scored reading; every report is kept.
+
+        The reading must have a stored prediction (same vehicle and normalised ``ts``), so the
+        label joins it: a typo in ``ts`` is refused (404) rather than stored as an orphan.
+        ``free_standing: true`` records an outcome that answers no prediction. A second report
+        on the same reading is stored beside the first, with its reporter and time; the label's
+        top level is the latest report, and ``reports`` says how many the reading now has.
+        """
         caller: Caller = request.state.caller
         label = Label.of(body, received_at=datetime.now(UTC), reported_by=caller.key_id)
-        request.app.state.labels.put(label)
-        logger.info("label stored", extra={"vehicle_id": label.vehicle_id, "ts": label.ts})
-        return label
+        scored = label.free_standing or request.app.state.predictions.exists(
+            label.vehicle_id, label.ts
+        )
+        if not scored:
+            raise HTTPException(status_code=404, detail=_unscored(label.vehicle_id, label.ts))
+        reports = request.app.state.labels.add(label)
+        logger.info(
+            "label stored",
+            extra={"vehicle_id": label.vehicle_id, "ts": label.ts, "reports": reports},
+        )
+        return FeedbackResponse(**label.model_dump(), reports=reports)
 
     nothing_pinned = {409: {"model": MessageBody, "description": "no model is pinned yet"}}
     not_pinned = {404: {"model": MessageBody, "description": "that model is not pinned"}}
@@ -421,6 +454,14 @@ def create_app(
 
 def _merge(route: dict[str, Any], responses: dict[int, Any]) -> dict[str, Any]:
     return {**route, "responses": {**route["responses"], **responses}}
+
+
+def _unscored(vehicle_id: str, ts: str) -> str:
+    """Why /feedback refused a report, naming the field (404, like an unknown model version)."""
+    return (
+        f"ts: no scored reading of {vehicle_id} at {ts}; "
+        "set free_standing=true to record an outcome that answers no prediction"
+    )
 
 
 def _pinned_of(api: FastAPI) -> PinnedModels:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from evpm.labels import LABEL_EXAMPLE, Label
 from evpm.predictions import Prediction
 from evpm.scoring import RULES_SCORER
 
@@ -13,6 +14,7 @@ __all__ = [
     "MODEL_VERSIONS",
     "BatchResponse",
     "ExplainResponse",
+    "FeedbackResponse",
     "HealthResponse",
     "HistoryUsed",
     "ImportanceResponse",
@@ -63,6 +65,22 @@ class BatchResponse(BaseModel):
         default_factory=dict,
         description="per vehicle: the stored readings before its earliest reading in the batch "
         "that were used as its history (the batch's own earlier readings come after them)",
+    )
+
+
+class FeedbackResponse(Label):
+    """The report as stored, and how many reports the reading now has (this one included).
+
+    Earlier reports are kept beside it, not replaced: ``reports`` above 1 tells the reporter
+    that others (or they, earlier) have already said something about this reading.
+    """
+
+    model_config = ConfigDict(
+        frozen=True, json_schema_extra={"examples": [{**LABEL_EXAMPLE, "reports": 2}]}
+    )
+
+    reports: int = Field(
+        ge=1, examples=[2], description="reports stored for this reading, this one included"
     )
 
 

@@ -1,4 +1,4 @@
-"""Where the API reads predictions and writes labels: DynamoDB behind two small protocols.
+"""Where the API reads predictions and adds labels: DynamoDB behind two small protocols.
 
 Routes call :class:`PredictionReader` and :class:`LabelWriter`; tests pass moto-backed or
 in-memory ones, and the emulator is reached through ``AWS_ENDPOINT_URL`` with no branch here.
@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from evpm.labels import Label, to_item
+from evpm.labels import REPORTS_ATTRIBUTE, Label, to_update
 from evpm.predictions import PARTITION_KEY, SORT_KEY, Prediction, from_item
 
 __all__ = ["DynamoLabelWriter", "DynamoPredictionReader", "LabelWriter", "Page", "PredictionReader"]
@@ -28,15 +28,19 @@ class Page:
 
 
 class PredictionReader(Protocol):
-    """Reads one vehicle's predictions, newest first, ``limit`` at a time, after ``after_ts``."""
+    """Reads one vehicle's predictions, newest first, ``limit`` at a time, after ``after_ts``;
+    and says whether one reading (its normalised ``ts``) was scored and is still stored."""
 
     def latest(self, vehicle_id: str, *, limit: int, after_ts: str | None) -> Page: ...
 
+    def exists(self, vehicle_id: str, ts: str) -> bool: ...
+
 
 class LabelWriter(Protocol):
-    """Stores a label (a later label for the same reading replaces it)."""
+    """Adds a label as the latest report on its reading, keeping the earlier ones; returns how
+    many reports the reading now has."""
 
-    def put(self, label: Label) -> None: ...
+    def add(self, label: Label) -> int: ...
 
 
 class DynamoPredictionReader:
@@ -77,9 +81,23 @@ class DynamoPredictionReader:
         last_ts = predictions[-1].ts if more and predictions else None
         return Page(predictions=predictions, last_ts=last_ts)
 
+    def exists(self, vehicle_id: str, ts: str) -> bool:
+        """``GetItem`` of the key alone, strongly consistent: a reading scored a moment ago
+        counts (an eventually consistent read could miss it and refuse a valid report)."""
+        response = self.client.get_item(
+            TableName=self.table_name,
+            Key={PARTITION_KEY: {"S": vehicle_id}, SORT_KEY: {"S": ts}},
+            ProjectionExpression="#pk",
+            ExpressionAttributeNames={"#pk": PARTITION_KEY},
+            ConsistentRead=True,
+        )
+        return "Item" in response
+
 
 class DynamoLabelWriter:
-    """``PutItem`` of the label's item: idempotent by key, so a retried request is harmless."""
+    """One ``UpdateItem`` per report (:func:`evpm.labels.to_update`): appended atomically, so
+    concurrent reports are all kept. Not idempotent: a retried request adds its report again
+    (with its own ``received_at``), which the audit trail shows rather than hides."""
 
     def __init__(self, table_name: str, *, client: Any | None = None) -> None:
         self.table_name = table_name
@@ -92,6 +110,15 @@ class DynamoLabelWriter:
             self._client = boto3.client("dynamodb")
         return self._client
 
-    def put(self, label: Label) -> None:
-        item = {k: self._serializer.serialize(v) for k, v in to_item(label).items()}
-        self.client.put_item(TableName=self.table_name, Item=item)
+    def add(self, label: Label) -> int:
+        update = to_update(label)
+        serialize = self._serializer.serialize
+        response = self.client.update_item(
+            TableName=self.table_name,
+            Key={k: serialize(v) for k, v in update.key.items()},
+            UpdateExpression=update.expression,
+            ExpressionAttributeNames=update.names,
+            ExpressionAttributeValues={k: serialize(v) for k, v in update.values.items()},
+            ReturnValues="UPDATED_NEW",
+        )
+        return len(response["Attributes"][REPORTS_ATTRIBUTE]["L"])

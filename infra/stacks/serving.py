@@ -80,7 +80,9 @@ class ServingStack(Stack):
         self.function: lambda_.Function = api_fn
         model_access.grant_serving(api_construct)
         predictions_table.grant_read_data(api_fn)
-        labels_table.grant(api_fn, "dynamodb:PutItem")  # /feedback writes labels, never reads
+        # /feedback appends each report (UpdateItem) and never reads labels; it reads the
+        # predictions (GetItem, in grant_read_data above) to refuse a report on no reading.
+        labels_table.grant(api_fn, "dynamodb:UpdateItem")
         self._grant_key_role_lookup(api_construct)
         self._grant_ops_alerts(api_construct, ops_alerts_table, ops_topic, ops_topic_key)
 

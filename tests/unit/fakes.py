@@ -128,13 +128,15 @@ class FakeGateway:
 
 
 class InMemoryLabels:
-    """A LabelWriter that keeps labels by key (a later one replaces an earlier one)."""
+    """A LabelWriter that keeps every report by reading key, oldest first."""
 
     def __init__(self) -> None:
-        self.labels: dict[tuple[str, str], Any] = {}
+        self.reports: dict[tuple[str, str], list[Any]] = {}
 
-    def put(self, label: Any) -> None:
-        self.labels[(label.vehicle_id, label.ts)] = label
+    def add(self, label: Any) -> int:
+        reports = self.reports.setdefault((label.vehicle_id, label.ts), [])
+        reports.append(label)
+        return len(reports)
 
 
 class ScriptedApiGatewayClient:

@@ -32,7 +32,8 @@ ROUTES: list[tuple[str, str, Any, set[str], int]] = [
     ("GET", "/vehicles/EV-0042/predictions", None, {"viewer", "fleet-service", "ml-admin"}, 200),
     ("POST", "/predict", NOMINAL, {"fleet-service", "ml-admin"}, 200),
     ("POST", "/predict/batch", {"records": [NOMINAL]}, {"fleet-service", "ml-admin"}, 200),
-    ("POST", "/feedback", FEEDBACK, {"fleet-service", "ml-admin"}, 201),
+    # free-standing: the matrix is about roles, not about whether the reading was scored
+    ("POST", "/feedback", {**FEEDBACK, "free_standing": True}, {"fleet-service", "ml-admin"}, 201),
     ("POST", "/models/ev-classifier/promote", {"version": 1}, {"ml-admin"}, 200),
     ("POST", "/models/ev-classifier/rollback", None, {"ml-admin"}, 200),
 ]
@@ -174,9 +175,10 @@ def test_gateway_event_without_api_key_id_is_401(api, lambda_context):
 # --- GET /vehicles/{id}/predictions -----------------------------------------------------------
 
 
-def _store(n: int, vehicle: str = "EV-0042") -> list[str]:
+def _store(
+    n: int, vehicle: str = "EV-0042", start: datetime = datetime(2024, 5, 1, 12, tzinfo=UTC)
+) -> list[str]:
     table = boto3.resource("dynamodb").Table(PREDICTIONS)
-    start = datetime(2024, 5, 1, 12, tzinfo=UTC)
     stamps = []
     for i in range(n):
         ts = (start + timedelta(minutes=i)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -252,18 +254,70 @@ def test_limit_is_bounded(client, limit):
 # --- POST /feedback ------------------------------------------------------------------------------
 
 
+def _label(vehicle_id: str = "EV-0042", ts: str = "2024-05-01T12:00:00.000000Z") -> Any:
+    key = {"vehicle_id": vehicle_id, "ts": ts}
+    return boto3.resource("dynamodb").Table(LABELS).get_item(Key=key).get("Item")
+
+
 def test_feedback_is_stored_under_the_reading_key_with_the_reporter(client):
+    _store(1)  # the reading at 2024-05-01T12:00Z was scored
     body = {**FEEDBACK, "ts": "2024-05-01T14:00:00+02:00", "rul_hours": 36, "notes": "pads 2 mm"}
     response = client.post("/feedback", json=body, headers={"x-api-key": "k-fleet"})
     assert response.status_code == 201, response.text
     assert response.json()["ts"] == "2024-05-01T12:00:00.000000Z"
-    item = (
-        boto3.resource("dynamodb")
-        .Table(LABELS)
-        .get_item(Key={"vehicle_id": "EV-0042", "ts": "2024-05-01T12:00:00.000000Z"})["Item"]
-    )
+    assert response.json()["reports"] == 1 and response.json()["free_standing"] is False
+    item = _label()
     assert item["failure_mode"] == "brake_wear" and item["rul_hours"] == 36
     assert item["reported_by"] == "k-fleet" and item["notes"] == "pads 2 mm"
+    assert "free_standing" not in item
+    [report] = item["reports"]
+    assert report == {k: item[k] for k in report} and report["reported_by"] == "k-fleet"
+
+
+def test_feedback_on_an_unscored_reading_is_404_naming_ts(client):
+    # GIVEN a scored reading at 12:00 only
+    _store(1)
+    # WHEN feedback names the same vehicle a minute later (a reading never scored)
+    body = {**FEEDBACK, "ts": "2024-05-01T12:01:00Z"}
+    response = client.post("/feedback", json=body, headers={"x-api-key": "k-fleet"})
+    # THEN it is refused like an unknown model version, naming the field, why, and the way out
+    assert response.status_code == 404, response.text
+    assert response.json() == {
+        "detail": "ts: no scored reading of EV-0042 at 2024-05-01T12:01:00.000000Z; "
+        "set free_standing=true to record an outcome that answers no prediction"
+    }
+    assert _label(ts="2024-05-01T12:01:00.000000Z") is None  # nothing stored
+
+
+def test_free_standing_feedback_needs_no_scored_reading(client):
+    body = {**FEEDBACK, "free_standing": True}
+    response = client.post("/feedback", json=body, headers={"x-api-key": "k-fleet"})
+    assert response.status_code == 201, response.text
+    assert response.json()["free_standing"] is True and response.json()["reports"] == 1
+    item = _label()
+    assert item["free_standing"] is True and item["reports"][0]["free_standing"] is True
+
+
+def test_a_second_report_is_kept_beside_the_first(client):
+    # GIVEN a scored reading, reported on by the fleet service (a RUL and a note)
+    _store(1)
+    first = {**FEEDBACK, "failure_mode": None, "rul_hours": 36, "notes": "pads 2 mm"}
+    one = client.post("/feedback", json=first, headers={"x-api-key": "k-fleet"})
+    assert one.status_code == 201 and one.json()["reports"] == 1, one.text
+    # WHEN an admin reports on the same reading (the failure mode only)
+    two = client.post("/feedback", json=FEEDBACK, headers={"x-api-key": "k-admin"})
+    # THEN both reports are stored, oldest first, each with who and when
+    assert two.status_code == 201, two.text
+    assert two.json()["reports"] == 2 and two.json()["reported_by"] == "k-admin"
+    item = _label()
+    older, newer = item["reports"]
+    assert (older["reported_by"], newer["reported_by"]) == ("k-fleet", "k-admin")
+    assert older["received_at"] < newer["received_at"] == two.json()["received_at"]
+    assert older["rul_hours"] == 36 and older["notes"] == "pads 2 mm"
+    assert newer["failure_mode"] == "brake_wear" and "rul_hours" not in newer
+    # AND the top level is the latest report alone: what it left out is not carried over
+    assert item["reported_by"] == "k-admin" and item["failure_mode"] == "brake_wear"
+    assert "rul_hours" not in item and "notes" not in item
 
 
 def test_feedback_without_an_observation_is_422(client):
@@ -275,13 +329,16 @@ def test_feedback_without_an_observation_is_422(client):
 
 @pytest.mark.parametrize("mode", FAILURE_MODES)
 def test_feedback_takes_every_class_the_classifier_predicts(client, mode):
+    _store(1, start=datetime(2024, 5, 2, 8, tzinfo=UTC))
     body = {**FEEDBACK, "ts": "2024-05-02T08:00:00Z", "failure_mode": mode}
     response = client.post("/feedback", json=body, headers={"x-api-key": "k-fleet"})
     assert response.status_code == 201, response.text
     assert response.json()["failure_mode"] == mode
+    assert _label(ts="2024-05-02T08:00:00.000000Z")["failure_mode"] == mode
 
 
 def test_an_unknown_failure_mode_is_422_naming_the_valid_ones(client):
+    _store(1)  # scored: the refusal is the class's, not the reading's
     body = {**FEEDBACK, "failure_mode": "flux_capacitor"}
     response = client.post("/feedback", json=body, headers={"x-api-key": "k-fleet"})
     assert response.status_code == 422
@@ -290,10 +347,28 @@ def test_an_unknown_failure_mode_is_422_naming_the_valid_ones(client):
         assert f"'{mode}'" in response.text, (mode, response.text)
 
 
-def test_storage_failure_is_503_not_500(api, client):
-    api.app.state.labels.table_name = "no-such-table"
+@pytest.mark.parametrize("store", ["labels", "predictions"])
+def test_storage_failure_is_503_not_500(api, client, store):
+    # the label write, or the check that the reading was scored
+    _store(1)
+    getattr(api.app.state, store).table_name = "no-such-table"
     response = client.post("/feedback", json=FEEDBACK, headers={"x-api-key": "k-fleet"})
-    assert response.status_code == 503
+    assert response.status_code == 503, response.text
+
+
+def test_openapi_documents_the_feedback_refusal_and_the_report_count(client):
+    schema = client.get("/openapi.json").json()
+    feedback = schema["paths"]["/feedback"]["post"]
+    refused = feedback["responses"]["404"]["content"]["application/json"]["example"]["detail"]
+    assert refused.startswith("ts: no scored reading of") and "free_standing=true" in refused
+    schemas = schema["components"]["schemas"]
+    free_standing = schemas["Feedback"]["properties"]["free_standing"]
+    assert (
+        free_standing["default"] is False
+        and "answers no prediction" in free_standing["description"]
+    )
+    assert schemas["FeedbackResponse"]["examples"][0]["reports"] == 2
+    assert "reports" in schemas["FeedbackResponse"]["required"]
 
 
 def test_openapi_documents_new_routes_roles_and_examples(client):
