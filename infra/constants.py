@@ -68,6 +68,10 @@ ALERT_DETAIL_TYPE: Final = "VehicleAlert"  # = evpm.alerts.ALERT_DETAIL_TYPE
 ALERT_WINDOW_SECONDS: Final = 3600  # one alert per vehicle and failure mode per hour
 ALERTS_AUDIT_QUEUE: Final = "evpm-alerts-audit"
 ALERTS_AUDIT_RETENTION_DAYS: Final = 4
+# Alerts the bus could not deliver to the audit queue, with why (EventBridge's target DLQ).
+ALERTS_DLQ: Final = "evpm-alerts-dlq"
+ALERTS_DELIVERY_RETRIES: Final = 8  # then the DLQ (a missing queue goes there at once)
+ALERTS_DELIVERY_MAX_AGE_HOURS: Final = 2
 
 # Ops alerts: Alertmanager's webhook stores them, puts them on the alert bus and publishes them
 # to the people's topic; the CloudWatch alarms (real AWS) publish to the same topic.

@@ -33,6 +33,18 @@ class AlertBus(Construct):
             retention_period=Duration.days(c.ALERTS_AUDIT_RETENTION_DAYS),
             removal_policy=removal_policy,
         )
+        # An alert the rule cannot deliver is never silent: EventBridge parks it here with the
+        # error (message attributes ERROR_CODE, ERROR_MESSAGE, RULE_ARN, TARGET_ARN), counts
+        # FailedInvocations and InvocationsSentToDlq, and the DLQ's growth is an alert.
+        self.undelivered = sqs.Queue(
+            self,
+            "UndeliveredQueue",
+            queue_name=c.ALERTS_DLQ,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(c.DLQ_RETENTION_DAYS),
+            removal_policy=removal_policy,
+        )
         self.rule = events.Rule(
             self,
             "ToAudit",
@@ -41,11 +53,24 @@ class AlertBus(Construct):
             event_pattern=events.EventPattern(
                 source=[c.ALERT_SOURCE], detail_type=[c.ALERT_DETAIL_TYPE]
             ),
-            targets=[targets.SqsQueue(self.audit_queue)],
+            targets=[
+                targets.SqsQueue(
+                    self.audit_queue,
+                    dead_letter_queue=self.undelivered,
+                    retry_attempts=c.ALERTS_DELIVERY_RETRIES,
+                    max_event_age=Duration.hours(c.ALERTS_DELIVERY_MAX_AGE_HOURS),
+                )
+            ],
         )
         suppress(
             self.audit_queue,
             "AwsSolutions-SQS3",
             "The audit queue is itself the end of the line: it keeps a copy of every alert for "
             "people and tests to read; nothing consumes it with retries that could need a DLQ.",
+        )
+        suppress(
+            self.undelivered,
+            "AwsSolutions-SQS3",
+            "This is the dead-letter queue of the rule's target: alerts that could not be "
+            "delivered, kept with the reason; it has no DLQ of its own.",
         )

@@ -32,6 +32,12 @@ if TYPE_CHECKING:
     from infra.config import InfraSettings
 
 _FIVE_MIN = Duration.minutes(5)
+# Every dead-letter queue of the stacks (the Prometheus rule's queue_name=~"evpm-.*dlq").
+DLQS = {
+    "scoring": c.SCORING_DLQ,
+    "training": f"{c.TRAINING_QUEUE}-dlq",
+    "alerts": c.ALERTS_DLQ,
+}
 _GT = cw.ComparisonOperator.GREATER_THAN_THRESHOLD
 _NOT_BREACHING = cw.TreatMissingData.NOT_BREACHING
 
@@ -133,21 +139,23 @@ def alarm_specs(*, state_machine_arn: str) -> list[AlarmSpec]:
         AlarmSpec(
             c.ALARM_DLQ_GROWING,
             cw.MathExpression(
-                expression="DIFF(visible)",
+                expression="MAX([" + ", ".join(f"DIFF({key})" for key in DLQS) + "])",
                 using_metrics={
-                    "visible": cw.Metric(
+                    key: cw.Metric(
                         namespace="AWS/SQS",
                         metric_name="ApproximateNumberOfMessagesVisible",
-                        dimensions_map={"QueueName": c.SCORING_DLQ},
+                        dimensions_map={"QueueName": queue},
                         statistic="Maximum",
                         period=Duration.minutes(c.DLQ_GROWTH_MINUTES),
                     )
+                    for key, queue in DLQS.items()
                 },
-                label="messages added to the scoring DLQ",
+                label="most messages added to one evpm dead-letter queue",
                 period=Duration.minutes(c.DLQ_GROWTH_MINUTES),
             ),
             0,
-            f"evpm-scoring-dlq grew in {c.DLQ_GROWTH_MINUTES} min: records could not be scored",
+            f"an evpm dead-letter queue grew in {c.DLQ_GROWTH_MINUTES} min: records that could "
+            "not be scored, training requests that failed, or alerts that were not delivered",
         ),
         AlarmSpec(
             c.ALARM_STREAM_LAG,

@@ -54,6 +54,7 @@ from evpm_localstack import (
     esm_checkpoints,
     esm_pacing,
     esm_shards,
+    events_delivery,
     events_restore,
     gc_watch,
     lambda_metrics,
@@ -528,6 +529,7 @@ def load_on_ready() -> None:
     esm_shards.install()
     gc_watch.install()
     sfn_callbacks.install()
+    events_delivery.install()  # a failed EventBridge delivery: counted, logged, dead-lettered
     if os.environ.get("EVPM_CLOUDWATCH_METRICS", "1") != "0":
         metrics_sink.install()
         lambda_metrics.install()

@@ -32,13 +32,24 @@ def test_alert_bus_routes_vehicle_alerts_to_the_audit_queue(template) -> None:
     assert props["EventBusName"] == {"Ref": bus_id}
     assert props["EventPattern"] == {"source": ["evpm.scorer"], "detail-type": ["VehicleAlert"]}
     assert [t["Arn"] for t in props["Targets"]] == [{"Fn::GetAtt": [queue_id, "Arn"]}]
-    # AND only this rule may send to the queue, over TLS
-    _, policy = only(tpl, "AWS::SQS::QueuePolicy")
-    allow = [
-        s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"
-    ]
-    assert allow[0]["Principal"] == {"Service": "events.amazonaws.com"}
-    assert "aws:SourceArn" in str(allow[0]["Condition"])
+    # AND what it cannot deliver goes to evpm-alerts-dlq (never dropped silently)
+    dlq_id = logical_id(tpl, "AWS::SQS::Queue", QueueName="evpm-alerts-dlq")
+    [target] = props["Targets"]
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [dlq_id, "Arn"]}}
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 8, "MaximumEventAgeInSeconds": 7200}
+    # AND only this rule may send to either queue, over TLS
+    policies = resources(tpl, "AWS::SQS::QueuePolicy").values()
+    by_queue = {str(p["Properties"]["Queues"]): p for p in policies}
+    assert len(by_queue) == 2 and any(queue_id in q for q in by_queue)
+    assert any(dlq_id in q for q in by_queue)
+    for policy in by_queue.values():
+        allow = [
+            s
+            for s in policy["Properties"]["PolicyDocument"]["Statement"]
+            if s["Effect"] == "Allow"
+        ]
+        assert allow[0]["Principal"] == {"Service": "events.amazonaws.com"}
+        assert "aws:SourceArn" in str(allow[0]["Condition"])
 
 
 def test_scorer_gets_alert_settings_and_only_the_grants_it_uses(template) -> None:

@@ -123,14 +123,19 @@ MATH: dict[str, tuple[float, str, dict[str, dict[str, Any]]]] = {
     ),
     c.ALARM_DLQ_GROWING: (
         0,
-        "DIFF(visible)",
+        "MAX([DIFF(scoring), DIFF(training), DIFF(alerts)])",
         {
-            "visible": _stat(
+            key: _stat(
                 "AWS/SQS",
                 "ApproximateNumberOfMessagesVisible",
-                [{"Name": "QueueName", "Value": "evpm-scoring-dlq"}],
+                [{"Name": "QueueName", "Value": queue}],
                 "Maximum",
                 900,
+            )
+            for key, queue in (
+                ("scoring", "evpm-scoring-dlq"),
+                ("training", "evpm-training-requests-dlq"),
+                ("alerts", "evpm-alerts-dlq"),
             )
         },
     ),
