@@ -24,7 +24,7 @@ TEST_ENV := EVPM_STATE_DIR=$(TEST_STATE) EVPM_EMULATOR_PORT=$(TEST_PORT) EVPM_ML
 # Prometheus and Alertmanager come from Debian; root installs them, anyone else through sudo.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help up down status test check lint unit infra integration deps monitoring-bins browser-bins runtime clean bench-models bench-stream bench bench-serving bench-cold
+.PHONY: help up down status test check lint unit infra integration deps monitoring-bins shell-tools browser-bins runtime clean bench-models bench-stream bench bench-serving bench-cold
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -69,6 +69,14 @@ monitoring-bins: ## Install Prometheus and Alertmanager (Debian packages) when m
 	  done; \
 	fi; true
 
+shell-tools: ## Install jq and curl (Debian packages), which the README's examples use, when missing
+	@if ! command -v jq >/dev/null || ! command -v curl >/dev/null; then \
+	  echo "== jq and curl (Debian packages, for the README's examples)"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    jq curl >/dev/null || exit 1; \
+	fi
+
 browser-bins: ## Install Chromium and chromium-driver (Debian packages) for the browser tests when missing
 	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
 	  echo "== chromium and chromium-driver (Debian packages, for the browser tests)"; \
@@ -77,7 +85,7 @@ browser-bins: ## Install Chromium and chromium-driver (Debian packages) for the 
 	    chromium chromium-driver >/dev/null || exit 1; \
 	fi
 
-deps: $(VENV)/.stamp $(LSVENV)/.stamp node_modules/.stamp monitoring-bins ## Build the venvs and install npm packages, Prometheus and Alertmanager
+deps: $(VENV)/.stamp $(LSVENV)/.stamp node_modules/.stamp monitoring-bins shell-tools ## Build the venvs and install npm packages, Prometheus, Alertmanager, jq and curl
 
 up: deps runtime ## Start the emulator, deploy the stacks, print endpoints
 	@EVPM_STATE_DIR=$(STATE_DIR) $(VENV)/bin/evpm up

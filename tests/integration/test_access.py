@@ -18,7 +18,11 @@ import pytest
 from tests.integration.conftest import System, evpm
 from tests.integration.test_api_gateway import RECORD
 
-FEEDBACK = {"vehicle_id": "EV-ACC-0001", "ts": "2026-03-01T12:00:00Z", "rul_hours": 12.0}
+# free-standing: /predict stores nothing, so no prediction answers this reading
+FEEDBACK = {
+    "vehicle_id": "EV-ACC-0001", "ts": "2026-03-01T12:00:00Z", "rul_hours": 12.0,
+    "free_standing": True,
+}
 ROUTES = [
     ("GET", "/models", None),
     ("GET", "/vehicles/EV-ACC-0001/predictions", None),

@@ -14,6 +14,7 @@ from evpm_cli import loadgen, stream
 from tests.integration.conftest import System, drain_dlq, evpm, read_status
 from tests.integration.test_alerts import _drain
 from tests.integration.test_api_gateway import RECORD
+from tests.integration.test_lifecycle import lifecycle
 
 
 def _workers(system: System) -> list[str]:
@@ -139,6 +140,11 @@ def test_state_survives_restart(system: System) -> None:
     # An alert still reaches the audit queue through the restored EventBridge rule: a
     # critical reading of a new vehicle, its VehicleAlert within 10 s of being stored.
     _alert_after_restart(system, f"{prefix}A")
+    # A lifecycle run goes the whole way through the restored state machine: its Lambda steps,
+    # the training queue to the worker and the task token back, the registry and the pins.
+    outcome = lifecycle("--model", "anomaly", "--trigger", "restart-test")
+    assert outcome["status"] == "SUCCEEDED", outcome
+    assert {"Train", "Validate", "Register", "Promote", "SmokeTest"} <= set(outcome["states"])
     # The event source mapping resumed after its checkpoint: nothing was delivered twice.
     sentinel = list(loadgen.generate(4, vehicles=1, malformed=1, prefix=f"{prefix}S"))
     stream.put_all(system.client("kinesis"), system.stream, sentinel)
