@@ -63,11 +63,16 @@ def create(cfg: CliSettings, *, role: str, name: str) -> dict[str, Any]:
 
 
 def list_keys(cfg: CliSettings, *, include_values: bool = False) -> list[dict[str, Any]]:
-    """Every key that carries an ``evpm:role`` tag, by name."""
+    """Every key that carries an ``evpm:role`` tag, by name; without their values unless
+    ``include_values`` (the emulator may send them unasked: they are dropped here, so what
+    ``evpm keys list`` promises holds whatever the service does)."""
     apigw = client(cfg, "apigateway")
     keys = []
     for page in apigw.get_paginator("get_api_keys").paginate(includeValues=include_values):
         keys += [_summary(k) for k in page["items"] if ROLE_TAG in (k.get("tags") or {})]
+    if not include_values:
+        for key in keys:
+            del key["value"]
     return sorted(keys, key=lambda k: k["name"] or "")
 
 
@@ -80,6 +85,8 @@ def revoke(cfg: CliSettings, name_or_id: str) -> dict[str, Any]:
     if len(matches) > 1:
         raise ApiKeyError(f"{len(matches)} keys are named {name_or_id!r}: revoke one by id")
     key = matches[0]
+    if not key["enabled"]:
+        raise ApiKeyError(f"key {name_or_id!r} is revoked already")
     apigw.update_api_key(
         apiKey=key["id"], patchOperations=[{"op": "replace", "path": "/enabled", "value": "false"}]
     )

@@ -12,36 +12,74 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from evpm.mlflow_rest import MlflowRegistry
-from evpm.pins import PINS_PARAMETER
+from evpm.pins import MODEL_NAMES, PINS_PARAMETER, TASK_OF
 from evpm_aws.model_admin import ModelAdmin, SsmPinStore
 from evpm_cli.aws import client
 from evpm_cli.config import CliSettings
 from evpm_cli.endpoints import stack_outputs
 
-__all__ = ["admin", "describe", "history", "start", "wait"]
+__all__ = [
+    "LifecycleError",
+    "admin",
+    "canonical_model",
+    "describe",
+    "execution_arn",
+    "history",
+    "start",
+    "wait",
+]
 
-TASKS = ("anomaly", "classifier", "rul")
+_MODEL_OF_TASK = {task: name for name, task in TASK_OF.items()}
+_MISSING_EXECUTION = {"ExecutionDoesNotExist", "InvalidArn"}
+
+
+class LifecycleError(Exception):
+    """The lifecycle cannot be asked: its stack is not deployed, or no such execution."""
+
+
+def canonical_model(value: str) -> str | None:
+    """The registered name (``ev-rul``) of a model written either way (``ev-rul``, ``rul``,
+    any case), or ``None`` for no model: the registry, the pins and the API use the
+    registered names, the lifecycle's request and the training worker the short ones, and
+    a user should not have to know which command wants which."""
+    text = value.strip().lower()
+    return text if text in TASK_OF else _MODEL_OF_TASK.get(text)
 
 
 def _arn(cfg: CliSettings) -> str:
-    return stack_outputs(cfg)["StateMachineArn"]
+    arn = stack_outputs(cfg).get("StateMachineArn")
+    if not arn:
+        raise LifecycleError("the lifecycle stack is not deployed: run `evpm up`")
+    return arn
+
+
+def execution_arn(cfg: CliSettings, execution: str) -> str:
+    """The ARN of an execution given by ARN or by the name `run` and `history` print (an
+    execution's ARN is its state machine's, with ``execution`` for ``stateMachine``, and
+    ``:name`` after it)."""
+    if execution.startswith("arn:"):
+        return execution
+    machine = _arn(cfg).replace(":stateMachine:", ":execution:", 1)
+    return f"{machine}:{execution}"
 
 
 def start(
     cfg: CliSettings,
     *,
-    models: tuple[str, ...] = TASKS,
+    models: tuple[str, ...] = MODEL_NAMES,
     trigger: str = "manual",
     trigger_id: str | None = None,
     corrupt_labels: bool = False,
     force_smoke_failure: bool = False,
 ) -> str:
-    """Start one execution; returns its ARN."""
+    """Start one execution of ``models`` (registered names); returns its ARN."""
     request: dict[str, Any] = {
         "trigger": trigger,
         "dataset": "fleet",
-        "models": list(models),
+        "models": [TASK_OF[name] for name in models],  # the training worker's task names
         "options": {"corrupt_labels": corrupt_labels, "force_smoke_failure": force_smoke_failure},
     }
     if trigger_id:
@@ -60,10 +98,25 @@ def _states(sfn: Any, arn: str) -> list[str]:
     ]
 
 
-def describe(cfg: CliSettings, arn: str) -> dict[str, Any]:
-    """Status, visited states, error and cause, and the parsed output of one execution."""
+def _models(request: dict[str, Any]) -> list[str]:
+    """The registered names of the models an execution's request asked for."""
+    return [_MODEL_OF_TASK.get(task, task) for task in request.get("models") or []]
+
+
+def describe(cfg: CliSettings, execution: str) -> dict[str, Any]:
+    """Status, visited states, error and cause, and the parsed output of one execution
+    (by ARN or name)."""
     sfn = client(cfg, "stepfunctions")
-    d = sfn.describe_execution(executionArn=arn)
+    arn = execution_arn(cfg, execution)
+    try:
+        d = sfn.describe_execution(executionArn=arn)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in _MISSING_EXECUTION:
+            raise
+        raise LifecycleError(
+            f"no lifecycle execution {execution!r} (`evpm lifecycle history` lists them)"
+        ) from exc
+    request = json.loads(d.get("input") or "{}")
     out: dict[str, Any] = {
         "execution": arn,
         "name": d["name"],
@@ -71,7 +124,8 @@ def describe(cfg: CliSettings, arn: str) -> dict[str, Any]:
         "started": d["startDate"].isoformat(),
         "stopped": d["stopDate"].isoformat() if d.get("stopDate") else None,
         "states": _states(sfn, arn),
-        "input": json.loads(d.get("input") or "{}"),
+        "models": _models(request),
+        "input": request,
     }
     if d["status"] == "FAILED":
         out["error"], out["cause"] = d.get("error"), d.get("cause")
@@ -124,7 +178,7 @@ def history(cfg: CliSettings, limit: int = 20) -> list[dict[str, Any]]:
                 "started": run["startDate"].isoformat(),
                 "stopped": run["stopDate"].isoformat() if run.get("stopDate") else None,
                 "trigger": request.get("trigger"),
-                "models": request.get("models"),
+                "models": _models(request),
                 "error": d.get("error"),
                 "cause": (d.get("cause") or "")[:300] or None,
                 "execution": run["executionArn"],

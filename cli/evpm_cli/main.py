@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import click
 import httpx
-from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from evpm.mlflow_rest import MlflowError, MlflowRegistry
-from evpm.pins import MLFLOW_URI_PARAMETER, PinError
+from evpm.mlflow_rest import MlflowRegistry
+from evpm.pins import MLFLOW_URI_PARAMETER, MODEL_NAMES, PinError
 from evpm.telemetry import format_timestamp
 from evpm_cli import deploy as deploy_mod
 from evpm_cli import (
@@ -37,13 +35,27 @@ from evpm_cli import lifecycle as lifecycle_mod
 from evpm_cli.alert_token import ensure_webhook_token
 from evpm_cli.aws import client
 from evpm_cli.config import CliSettings, settings
+from evpm_cli.errors import EvpmGroup, validation_message
+from evpm_cli.params import (
+    ModelName,
+    UtcTime,
+    execution_name_part,
+    json_lines_file,
+    json_object_file,
+    key_name,
+)
 
 console = Console(stderr=True, soft_wrap=True)
 
+ROLE = click.Choice(keys.ROLES)
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+@click.group(cls=EvpmGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
-    """Predictive maintenance for EV fleets, on an emulated AWS cloud on this host."""
+    """Predictive maintenance for EV fleets, on an emulated AWS cloud on this host.
+
+    A mistake ends a command with one line on stderr: exit 2 for a wrong command line,
+    1 for an operation that failed."""
 
 
 @cli.command()
@@ -201,8 +213,9 @@ def _print_summary(info: dict) -> None:
 )
 @click.option(
     "--file",
-    "path",
-    type=click.Path(exists=True, dir_okay=False),
+    "records",
+    type=click.Path(),
+    callback=json_lines_file,
     help="JSON-lines file to replay as-is (one telemetry record per line); overrides --source.",
 )
 @click.option(
@@ -274,9 +287,17 @@ def _print_summary(info: dict) -> None:
 )
 @click.option(
     "--seed",
-    type=int,
+    type=click.IntRange(min=0),
     default=None,
     help="Fixes every reading [default: fleet 2026, load 7].",
+)
+@click.option(
+    "--start",
+    type=UtcTime(),
+    default=None,
+    help="Time of the first reading, ISO 8601 (UTC unless it has an offset). load: [default: "
+    "now, so each run adds readings]; fleet, --clock replay: [default: the scenario's own "
+    "calendar]; not with --clock wall or --file.",
 )
 @click.option(
     "--prefix",
@@ -301,12 +322,12 @@ def send(**options: Any) -> None:
     """Put telemetry on the ingestion stream, with progress; by default a fleet of simulated
     vehicles, then the anomaly and predicted-failure rates of what was sent beside the
     models' own rates on held-out nominal vehicles (prints a JSON summary on stdout)."""
-    _needs_system(_send)(**options)  # defined below this command
+    _send(**options)  # defined below this command
 
 
 def _send(
     source: str,
-    path: str | None,
+    records: list[tuple[str, bytes, bool]] | None,
     vehicles: int | None,
     hours: int,
     degraded: int,
@@ -317,6 +338,7 @@ def _send(
     count: int,
     malformed: int,
     seed: int | None,
+    start: datetime | None,
     prefix: str | None,
     wait: bool,
     timeout: float,
@@ -325,23 +347,19 @@ def _send(
     """``send`` itself (its options as arguments): the load source or a file is put as it is;
     the fleet is planned, sent in replay or wall-clock time, and its predictions read back."""
     cfg = settings()
-    if path or source == "load":
-        outputs = endpoints.stack_outputs(cfg)
-        name = stream_name or outputs.get("StreamName", "ev-telemetry")
-        records = list(
-            loadgen.read_file(path)
-            if path
-            else loadgen.generate(
-                count,
-                vehicles=50 if vehicles is None else max(vehicles, 1),
-                malformed=malformed,
-                seed=7 if seed is None else seed,
-                prefix=prefix or "EV",
-            )
-        )
-        report = _put_with_progress(client(cfg, "kinesis"), name, records)
-        click.echo(json.dumps({"source": "file" if path else "load", **_sent(name, report)}))
+    if records is not None:
+        if start is not None:
+            raise click.UsageError("--start does not apply to --file: its records go as they are")
+        _put_as_is(cfg, "file", records, stream_name)
         return
+    if source == "load":
+        records = _load_records(count, vehicles, malformed, seed, start, prefix)
+        _put_as_is(cfg, "load", records, stream_name)
+        return
+    if start is not None and clock == "wall":
+        raise click.UsageError(
+            "--start does not apply to --clock wall: each reading carries the time it is sent"
+        )
     try:
         request = fleet_stream.FleetRequest(
             vehicles=200 if vehicles is None else vehicles,
@@ -354,9 +372,9 @@ def _send(
             malformed=malformed,
         )
     except ValidationError as exc:
-        raise click.UsageError("; ".join(e["msg"] for e in exc.errors())) from exc
+        raise click.UsageError(validation_message(exc, options=True)) from exc
     outputs = endpoints.stack_outputs(cfg)  # the system is asked only once the request is sound
-    name = stream_name or outputs.get("StreamName", "ev-telemetry")
+    name = _stream_name(outputs, stream_name)
     kinesis = client(cfg, "kinesis")
     t0 = time.perf_counter()
     try:
@@ -368,6 +386,8 @@ def _send(
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
+    if start is not None:
+        plan = replace(plan, start=start)
     console.print(
         f"fleet {request.prefix}: {request.vehicles} nominal + {request.degraded} degraded "
         f"vehicles x {request.hours} h ({request.scenario}), {len(plan.vehicles) * request.hours:,}"
@@ -393,6 +413,47 @@ def _send(
     if wait:
         summary |= _fleet_rates(cfg, outputs, plan, stamps, timeout)
     click.echo(json.dumps(summary))
+
+
+def _stream_name(outputs: dict[str, str], given: str | None) -> str:
+    """The stream to put on: the one asked for, else the deployed one."""
+    return given or outputs.get("StreamName", "ev-telemetry")
+
+
+def _load_records(
+    count: int,
+    vehicles: int | None,
+    malformed: int,
+    seed: int | None,
+    start: datetime | None,
+    prefix: str | None,
+) -> list[tuple[str, bytes, bool]]:
+    """The load generator's records, starting now unless ``start`` says otherwise: a fixed
+    start would give a second run the first one's keys, and overwrite its predictions."""
+    if vehicles == 0:
+        raise click.BadParameter("must be at least 1 with --source load", param_hint="'--vehicles'")
+    if malformed > count:
+        raise click.BadParameter(
+            f"at most --count ({count}) with --source load", param_hint="'--malformed'"
+        )
+    generated = loadgen.generate(
+        count,
+        vehicles=50 if vehicles is None else vehicles,
+        malformed=malformed,
+        seed=7 if seed is None else seed,
+        start=start or datetime.now(UTC),
+        prefix=prefix or "EV",
+    )
+    return list(generated)
+
+
+def _put_as_is(
+    cfg: CliSettings, source: str, records: list[tuple[str, bytes, bool]], stream_name: str | None
+) -> None:
+    """Put records on the stream as they are, and print what was sent (file and load)."""
+    name = _stream_name(endpoints.stack_outputs(cfg), stream_name)
+    report = _put_with_progress(client(cfg, "kinesis"), name, records)
+    click.echo(json.dumps({"source": source, **_sent(name, report)}))
 
 
 def _sent(stream_name: str, report: stream.SendReport) -> dict[str, Any]:
@@ -549,30 +610,61 @@ def _pct(value: float | None) -> str:
 @cli.command()
 @click.option(
     "--file",
-    "path",
-    type=click.Path(exists=True, dir_okay=False),
-    help="JSON file with one telemetry record (default: a generated one).",
+    "record",
+    type=click.Path(),
+    callback=json_object_file,
+    help="JSON file with one telemetry record [default: a generated one, stamped now].",
 )
 @click.option(
-    "--role", default="fleet-service", show_default=True, help="Which development key to use."
+    "--role",
+    type=ROLE,
+    default="fleet-service",
+    show_default=True,
+    help="Which development key to use.",
 )
-def predict(path: str | None, role: str) -> None:
+def predict(record: dict[str, Any] | None, role: str) -> None:
     """Score one vehicle through the deployed API and print the prediction."""
     cfg = settings()
-    outputs = endpoints.stack_outputs(cfg)
-    url = endpoints.api_url(cfg, outputs)
+    url, headers = _api(cfg, role)
+    body = _generated_record() if record is None else record
+    response = httpx.post(f"{url}/predict", json=body, timeout=30, headers=headers)
+    click.echo(json.dumps(_answer(response, "POST /predict"), indent=2))
+
+
+def _generated_record() -> dict[str, Any]:
+    """One load-generator reading stamped now, so a second predict scores a second reading
+    instead of the first one's again."""
+    return json.loads(next(loadgen.generate(1, start=datetime.now(UTC)))[1])
+
+
+def _api(cfg: CliSettings, role: str) -> tuple[str, dict[str, str]]:
+    """The deployed API's URL, and the headers that carry ``role``'s development key."""
+    url = endpoints.api_url(cfg, endpoints.stack_outputs(cfg))
     if not url:
         raise click.ClickException("the serving stack is not deployed: run `evpm up`")
-    body = json.loads(Path(path).read_text()) if path else json.loads(next(loadgen.generate(1))[1])
-    response = httpx.post(
-        f"{url}/predict",
-        json=body,
-        timeout=30,
-        headers={"x-api-key": endpoints.key_for_role(cfg, role)},
-    )
-    click.echo(json.dumps(response.json(), indent=2))
+    try:
+        key = endpoints.key_for_role(cfg, role)
+    except LookupError as exc:  # no enabled key of that role: the system's state, not usage
+        raise click.ClickException(str(exc)) from exc
+    return url, {"x-api-key": key}
+
+
+def _answer(response: httpx.Response, call: str) -> Any:
+    """The JSON of a successful answer; any other is a failure naming the call, the status
+    and the API's reason."""
     if response.status_code >= 400:
-        sys.exit(1)
+        raise click.ClickException(f"{call} answered {response.status_code}: {_reason(response)}")
+    return response.json()
+
+
+def _reason(response: httpx.Response, limit: int = 500) -> str:
+    """The ``detail`` of an error answer (FastAPI's), else its body, cut at ``limit``."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:limit]
+    detail = body.get("detail", body) if isinstance(body, dict) else body
+    return (detail if isinstance(detail, str) else json.dumps(detail))[:limit]
 
 
 @cli.group(name="keys")
@@ -581,15 +673,14 @@ def keys_group() -> None:
 
 
 @keys_group.command(name="create")
-@click.option("--role", required=True, type=click.Choice(keys.ROLES), help="What the key may do.")
-@click.option("--name", required=True, help="A name that says who holds the key.")
+@click.option("--role", required=True, type=ROLE, help="What the key may do.")
+@click.option(
+    "--name", required=True, callback=key_name, help="A name that says who holds the key."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print id, name, role and value as JSON.")
 def keys_create(role: str, name: str, as_json: bool) -> None:
     """Create a key with a role, add it to the usage plan, and print its value."""
-    try:
-        key = keys.create(settings(), role=role, name=name)
-    except keys.ApiKeyError as exc:
-        raise click.ClickException(str(exc)) from exc
+    key = keys.create(settings(), role=role, name=name)
     console.print(f"created key {key['name']} ({key['id']}) with role {key['role']}")
     click.echo(json.dumps(key) if as_json else key["value"])
 
@@ -597,7 +688,8 @@ def keys_create(role: str, name: str, as_json: bool) -> None:
 @keys_group.command(name="list")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def keys_list(as_json: bool) -> None:
-    """Keys with a role: name, id, role, enabled (values are not shown)."""
+    """Keys with a role: name, id, role, enabled; never their values, --json included
+    (`keys create` prints a new key's value, `evpm status` the development keys')."""
     found = keys.list_keys(settings())
     if as_json:
         click.echo(json.dumps(found, indent=2))
@@ -611,25 +703,7 @@ def keys_list(as_json: bool) -> None:
 @click.argument("name_or_id")
 def keys_revoke(name_or_id: str) -> None:
     """Disable a key and remove it from the usage plan (API Gateway then refuses it)."""
-    try:
-        key = keys.revoke(settings(), name_or_id)
-    except keys.ApiKeyError as exc:
-        raise click.ClickException(str(exc)) from exc
-    click.echo(json.dumps(key))
-
-
-def _needs_system(fn: Any) -> Any:
-    """A command that talks to the running system: unreachable means a clear message, exit 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except (BotoCoreError, ClientError, MlflowError) as exc:
-            console.print(f"[red]the system does not answer:[/red] {exc}  (is it up? `make up`)")
-            sys.exit(1)
-
-    return wrapper
+    click.echo(json.dumps(keys.revoke(settings(), name_or_id)))
 
 
 @cli.group(name="lifecycle")
@@ -642,14 +716,15 @@ def lifecycle_group() -> None:
     "--model",
     "models",
     multiple=True,
-    type=click.Choice(lifecycle_mod.TASKS),
-    help="Model to train (repeat; default: all three).",
+    type=ModelName(),
+    help="Model to train, ev- prefix optional (repeat; default: all three).",
 )
 @click.option(
     "--trigger",
     default="manual",
     show_default=True,
-    help="What started this run: manual, ci, drift, ...",
+    callback=execution_name_part,
+    help="What started this run: manual, ci, drift, ... (starts the execution's name).",
 )
 @click.option("--trigger-id", default=None, help="e.g. the drift event's id.")
 @click.option(
@@ -664,14 +739,19 @@ def lifecycle_group() -> None:
 )
 @click.option("--no-wait", is_flag=True, help="Print the execution ARN and return.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
-@_needs_system
 def lifecycle_run(
-    models, trigger, trigger_id, corrupt_labels, force_smoke_failure, no_wait, as_json
+    models: tuple[str, ...],
+    trigger: str,
+    trigger_id: str | None,
+    corrupt_labels: bool,
+    force_smoke_failure: bool,
+    no_wait: bool,
+    as_json: bool,
 ) -> None:
     """Start one execution and follow it to its end (exit 1 unless it succeeds)."""
     cfg = settings()
     kwargs = {
-        "models": tuple(models) or lifecycle_mod.TASKS,
+        "models": tuple(dict.fromkeys(models)) or MODEL_NAMES,  # `rul` and `ev-rul` are one
         "trigger": trigger,
         "trigger_id": trigger_id,
         "corrupt_labels": corrupt_labels,
@@ -687,10 +767,10 @@ def lifecycle_run(
 
 
 @lifecycle_group.command(name="status")
-@click.argument("execution", required=False)
-@_needs_system
+@click.argument("execution", required=False, metavar="[NAME|ARN]")
 def lifecycle_status(execution: str | None) -> None:
-    """One execution (default: the latest) as JSON: states, gate report, pins, error."""
+    """One execution as JSON (states, gate report, pins, error): by the name `run` and
+    `history` print, or its ARN; default: the latest."""
     cfg = settings()
     if execution is None:
         runs = lifecycle_mod.history(cfg, limit=1)
@@ -704,22 +784,26 @@ def lifecycle_status(execution: str | None) -> None:
 @lifecycle_group.command(name="history")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@_needs_system
 def lifecycle_history(limit: int, as_json: bool) -> None:
-    """The latest executions, newest first: status, trigger, models, and why it failed."""
+    """The latest executions, newest first: start, status, trigger, models, name, and why
+    it failed."""
     runs = lifecycle_mod.history(settings(), limit=limit)
     if as_json:
         click.echo(json.dumps(runs, indent=2))
         return
     for run in runs:
-        line = f"{run['started'][:19]}  {run['status']:<9} {run['trigger'] or '-':<8} {run['name']}"
+        models = ",".join(run["models"]) or "-"
+        line = (
+            f"{run['started'][:19]}  {run['status']:<9} {run['trigger'] or '-':<8} "
+            f"{models:<32} {run['name']}"
+        )
         if run["error"]:
             line += f"  {run['error']}: {run['cause']}"
         click.echo(line)
 
 
 @cli.command()
-@click.argument("model", type=click.Choice(["ev-anomaly", "ev-classifier", "ev-rul"]))
+@click.argument("model", type=ModelName(), metavar="MODEL")
 @click.option(
     "--to",
     "to",
@@ -727,16 +811,15 @@ def lifecycle_history(limit: int, as_json: bool) -> None:
     default=None,
     help="Version to serve (default: the one with the 'previous' alias).",
 )
-@_needs_system
 def rollback(model: str, to: int | None) -> None:
-    """Serve the previous version of MODEL again: alias and pin move now; the API and the
-    scorer pick the pin up within their reload interval (10 s)."""
+    """Serve the previous version of MODEL again (ev-anomaly, ev-classifier or ev-rul; the
+    ev- prefix is optional): alias and pin move now; the API and the scorer pick the pin up
+    within their reload interval (10 s)."""
     cfg = settings()
     try:
         result = lifecycle_mod.admin(cfg).rollback(model, to)
     except PinError as exc:
-        console.print(f"[red]rollback refused:[/red] {exc}")
-        sys.exit(2)
+        raise click.ClickException(f"rollback refused: {exc}") from exc
     click.echo(json.dumps(result, indent=2))
 
 
@@ -750,28 +833,20 @@ def rollback(model: str, to: int | None) -> None:
     help="Also list the alerts resolved in the last N hours.",
 )
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 200))
-@click.option("--role", default="viewer", show_default=True, help="Which development key to use.")
+@click.option(
+    "--role", type=ROLE, default="viewer", show_default=True, help="Which development key to use."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the API's answer as JSON.")
-@_needs_system
 def alerts(active: bool, hours: int, limit: int, role: str, as_json: bool) -> None:
     """Ops alerts (from Alertmanager) through the deployed API: firing now, and resolved lately."""
-    cfg = settings()
-    url = endpoints.api_url(cfg, endpoints.stack_outputs(cfg))
-    if not url:
-        raise click.ClickException("the serving stack is not deployed: run `evpm up`")
-    try:
-        response = httpx.get(
-            f"{url}/alerts",
-            params={"active": str(active).lower(), "hours": hours, "limit": limit},
-            timeout=30,
-            headers={"x-api-key": endpoints.key_for_role(cfg, role)},
-        )
-    except httpx.HTTPError as exc:
-        raise click.ClickException(f"the API does not answer: {exc}") from exc
-    if response.status_code >= 400:
-        click.echo(response.text, err=True)
-        sys.exit(1)
-    page = response.json()
+    url, headers = _api(settings(), role)
+    response = httpx.get(
+        f"{url}/alerts",
+        params={"active": str(active).lower(), "hours": hours, "limit": limit},
+        timeout=30,
+        headers=headers,
+    )
+    page = _answer(response, "GET /alerts")
     if as_json:
         click.echo(json.dumps(page, indent=2))
         return

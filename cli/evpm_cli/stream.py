@@ -9,6 +9,10 @@ from dataclasses import dataclass
 BATCH = 500
 
 
+class StreamError(RuntimeError):
+    """Records the stream kept refusing: the send is incomplete."""
+
+
 @dataclass
 class SendReport:
     sent: int = 0
@@ -40,7 +44,8 @@ def put_all(kinesis, stream: str, records: Iterable[tuple[str, bytes, bool]],
             report.retried += len(failed)
             pending = failed
             time.sleep(min(2.0, 0.05 * 2**attempt))
-        raise RuntimeError(f"{len(pending)} records still failing after {max_attempts} attempts")
+        raise StreamError(f"{len(pending)} records still refused by the stream after "
+                          f"{max_attempts} attempts ({report.sent} sent)")
 
     for key, data, _valid in records:
         batch.append({"PartitionKey": key, "Data": data})
