@@ -50,7 +50,8 @@ def create(cfg: CliSettings, *, role: str, name: str) -> dict[str, Any]:
         raise ApiKeyError(f"unknown role {role!r}; choose one of: {', '.join(ROLES)}")
     apigw = client(cfg, "apigateway")
     plan_id = _plan_id(apigw)
-    if any(k["name"] == name for k in list_keys(cfg, include_values=False)):
+    # A revoked key stays (disabled, for the record) and frees its name for a new key.
+    if any(k["name"] == name and k["enabled"] for k in list_keys(cfg, include_values=False)):
         raise ApiKeyError(f"a key named {name!r} exists already; revoke it or pick another name")
     key = apigw.create_api_key(
         name=name,
@@ -82,11 +83,13 @@ def revoke(cfg: CliSettings, name_or_id: str) -> dict[str, Any]:
     matches = [k for k in list_keys(cfg) if name_or_id in (k["id"], k["name"])]
     if not matches:
         raise ApiKeyError(f"no evpm key with name or id {name_or_id!r} (see `evpm keys list`)")
-    if len(matches) > 1:
-        raise ApiKeyError(f"{len(matches)} keys are named {name_or_id!r}: revoke one by id")
-    key = matches[0]
-    if not key["enabled"]:
+    # A name may also belong to keys revoked before (names are reused): the live one is meant.
+    live = [k for k in matches if k["enabled"]]
+    if not live:
         raise ApiKeyError(f"key {name_or_id!r} is revoked already")
+    if len(live) > 1:
+        raise ApiKeyError(f"{len(live)} keys are named {name_or_id!r}: revoke one by id")
+    key = live[0]
     apigw.update_api_key(
         apiKey=key["id"], patchOperations=[{"op": "replace", "path": "/enabled", "value": "false"}]
     )

@@ -27,6 +27,7 @@ from evpm_cli import (
     fleet_stream,
     keys,
     loadgen,
+    logs,
     monitoring,
     services,
     stream,
@@ -864,6 +865,51 @@ def _print_alerts(title: str, found: list[dict[str, Any]]) -> None:
             f"  {when}{ended}  {alert.get('severity') or '-':<8} {alert['alertname']:<28} "
             f"{alert.get('summary') or ''}"
         )
+
+
+def _checked(convert: Any) -> Any:
+    """A click callback that turns ``convert``'s ValueError into a usage error (exit 2)."""
+
+    def callback(_ctx: click.Context, _param: click.Parameter, value: str) -> Any:
+        try:
+            return convert(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from exc
+
+    return callback
+
+
+@cli.command(name="logs")
+@click.argument("function", callback=_checked(logs.function_name))
+@click.option(
+    "--since",
+    default="10m",
+    show_default=True,
+    callback=_checked(logs.parse_since),
+    help="How far back: 30s, 10m, 2h, 1d.",
+)
+@click.option("--filter", "pattern", default=None, help="CloudWatch Logs filter pattern.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines (Ctrl-C stops).")
+def logs_command(function: str, since: Any, pattern: str | None, follow: bool) -> None:
+    """A function's log lines (CloudWatch Logs /aws/lambda/FUNCTION), oldest first.
+
+    FUNCTION is scorer, api or lifecycle (or evpm-scorer, evpm-api, evpm-lifecycle). Each line
+    is printed as the function wrote it (JSON lines), after its time and worker stream.
+    """
+    lines = logs.read_lines(
+        client(settings(), "logs"), function, since=since, pattern=pattern, follow=follow
+    )
+    count = 0
+    try:
+        for line in lines:
+            count += 1
+            click.echo(
+                f"{line.at:%Y-%m-%dT%H:%M:%S.%f}"[:-3] + f"Z {line.stream[-8:]} {line.message}"
+            )
+    except KeyboardInterrupt:
+        return
+    if not count:
+        console.print(f"no log lines of {function} in the last {since}")
 
 
 if __name__ == "__main__":

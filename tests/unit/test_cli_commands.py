@@ -11,7 +11,18 @@ from click.testing import CliRunner
 
 from evpm_cli.main import cli
 
-COMMANDS = {"up", "down", "status", "send", "predict", "keys", "lifecycle", "rollback", "alerts"}
+COMMANDS = {
+    "up",
+    "down",
+    "status",
+    "send",
+    "predict",
+    "keys",
+    "lifecycle",
+    "rollback",
+    "alerts",
+    "logs",
+}
 
 
 def test_the_group_has_every_command() -> None:

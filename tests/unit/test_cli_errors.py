@@ -176,6 +176,8 @@ BAD: dict[str, Bad] = {
     # a wrong command line: exit 2, the system is never asked
     "unknown role (predict)": Bad(("predict", "--role", "nosuch"), USAGE, ("--role", "nosuch")),
     "unknown role (alerts)": Bad(("alerts", "--role", "root"), USAGE, ("--role", "root")),
+    "unknown function (logs)": Bad(("logs", "nosuch"), USAGE, ("FUNCTION", "nosuch", "scorer")),
+    "bad duration (logs)": Bad(("logs", "scorer", "--since", "5x"), USAGE, ("--since", "5x")),
     "unknown role (keys create)": Bad(
         ("keys", "create", "--role", "admin", "--name", "x"), USAGE, ("--role", "admin")
     ),
@@ -429,6 +431,19 @@ def test_keys_list_never_shows_values_as_its_help_says(system: FakeSystem) -> No
     listed = json.loads(run("keys", "list", "--json").stdout)
     assert [k["name"] for k in listed] == ["dashboard"]
     assert all("value" not in k for k in listed)
+
+
+def test_a_revoked_name_can_be_used_again_and_revoke_means_the_live_key(
+    system: FakeSystem,
+) -> None:
+    first = keys.create(main.settings(), role="viewer", name="dashboard")
+    keys.revoke(main.settings(), "dashboard")
+    second = keys.create(main.settings(), role="viewer", name="dashboard")
+    assert second["id"] != first["id"]
+    revoked = keys.revoke(main.settings(), "dashboard")
+    assert revoked["id"] == second["id"]
+    named = [k for k in keys.list_keys(main.settings()) if k["name"] == "dashboard"]
+    assert sorted(k["enabled"] for k in named) == [False, False]  # both kept, for the record
 
 
 def test_lifecycle_history_help_promises_the_models_column_it_prints() -> None:

@@ -90,7 +90,7 @@ def log_and_register(
         mlflow.log_artifacts(tmp, "reference")
     signature = infer_signature(sample_input, sample_output)
     info = mlflow.pyfunc.log_model(
-        name="model",
+        name=name,  # the logged model's name in MLflow's UI: ev-rul, not one "model" for all
         python_model=str(PYFUNC_CODE),
         artifacts=artifacts,
         signature=signature,
