@@ -34,7 +34,9 @@ $(VENV)/.stamp: pyproject.toml
 	@echo "== project venv ($(PY312))"
 	@test -x $(VENV)/bin/python || $(PY312) -m venv $(VENV)
 	@$(VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
-	@$(VENV)/bin/pip install $(PIP_FLAGS) -e '.[dev]'
+	@# setuptools warns on every editable install that a folder could shadow the package: it is
+	@# the package (package-dir maps it), so that one warning is silenced and no other.
+	@PYTHONWARNINGS="ignore:Editable installation:UserWarning" $(VENV)/bin/pip install $(PIP_FLAGS) -e '.[dev]'
 	@touch $@
 
 $(LSVENV)/.stamp: localstack/requirements.lock localstack/pyproject.toml
@@ -43,7 +45,7 @@ $(LSVENV)/.stamp: localstack/requirements.lock localstack/pyproject.toml
 	@test -x $(LSVENV)/bin/python || $(PY313) -m venv $(LSVENV)
 	@$(LSVENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
 	@$(LSVENV)/bin/pip install $(PIP_FLAGS) -r localstack/requirements.lock
-	@$(LSVENV)/bin/pip install $(PIP_FLAGS) --no-deps -e localstack/
+	@PYTHONWARNINGS="ignore:Editable installation:UserWarning" $(LSVENV)/bin/pip install $(PIP_FLAGS) --no-deps -e localstack/
 	@touch $@
 
 node_modules/.stamp: package.json package-lock.json
