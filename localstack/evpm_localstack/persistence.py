@@ -50,6 +50,7 @@ from localstack.state import pickle as ls_pickle
 from moto.core.base_backend import BackendDict
 
 from evpm_localstack import (
+    apigw_stage_update,
     cloudwatch_stats,
     esm_checkpoints,
     esm_pacing,
@@ -530,6 +531,7 @@ def load_on_ready() -> None:
     gc_watch.install()
     sfn_callbacks.install()
     events_delivery.install()  # a failed EventBridge delivery: counted, logged, dead-lettered
+    apigw_stage_update.install()  # a stack update moves the stage to the new deployment
     if os.environ.get("EVPM_CLOUDWATCH_METRICS", "1") != "0":
         metrics_sink.install()
         lambda_metrics.install()
