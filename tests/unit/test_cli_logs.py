@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from typing import Any
 
 import boto3
 import pytest
@@ -35,17 +36,24 @@ def test_bad_durations_are_refused(text: str) -> None:
         parse_since(text)
 
 
+def _function_logs(function: str, stream: str, events: list[tuple[int, str]]) -> Any:
+    """A moto Logs client with ``/aws/lambda/<function>`` holding ``(ms ago, message)`` events."""
+    logs = boto3.client("logs", region_name="us-east-1")
+    group = f"/aws/lambda/{function}"
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName=stream)
+    now = int(time.time() * 1000)
+    logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=[
+        {"timestamp": now - ago, "message": message} for ago, message in events])  # fmt: skip
+    return logs
+
+
 @mock_aws
 def test_lines_of_the_function_since_a_time_and_with_a_pattern() -> None:
-    logs = boto3.client("logs", region_name="us-east-1")
-    group = "/aws/lambda/evpm-scorer"
-    logs.create_log_group(logGroupName=group)
-    logs.create_log_stream(logGroupName=group, logStreamName="worker-1")
-    now = int(time.time() * 1000)
-    logs.put_log_events(logGroupName=group, logStreamName="worker-1", logEvents=[
-        {"timestamp": now - 3_600_000, "message": '{"message": "an hour ago"}'},
-        {"timestamp": now - 60_000, "message": '{"message": "scored", "level": "INFO"}\n'},
-        {"timestamp": now - 30_000, "message": '{"message": "parked", "level": "WARNING"}'},
+    logs = _function_logs("evpm-scorer", "worker-1", [
+        (3_600_000, '{"message": "an hour ago"}'),
+        (60_000, '{"message": "scored", "level": "INFO"}\n'),
+        (30_000, '{"message": "parked", "level": "WARNING"}'),
     ])  # fmt: skip
     recent = list(read_lines(logs, "evpm-scorer", since=timedelta(minutes=10)))
     assert [line.message for line in recent] == [
@@ -59,16 +67,8 @@ def test_lines_of_the_function_since_a_time_and_with_a_pattern() -> None:
 
 @mock_aws
 def test_follow_yields_new_lines_once_each() -> None:
-    logs = boto3.client("logs", region_name="us-east-1")
-    group = "/aws/lambda/evpm-api"
-    logs.create_log_group(logGroupName=group)
-    logs.create_log_stream(logGroupName=group, logStreamName="w")
-    now = int(time.time() * 1000)
-    logs.put_log_events(
-        logGroupName=group,
-        logStreamName="w",
-        logEvents=[{"timestamp": now - 1000, "message": "first"}],
-    )
+    logs = _function_logs("evpm-api", "w", [(1000, "first")])
+    group, now = "/aws/lambda/evpm-api", int(time.time() * 1000)
     polls: list[float] = []
 
     def sleep(seconds: float) -> None:
