@@ -87,6 +87,10 @@ def describe(cfg: CliSettings, emulator: dict[str, Any]) -> dict[str, Any]:
         return info
     try:
         outputs = stack_outputs(cfg)
+        if outputs.get("ApiId"):
+            # CloudFormation's ApiUrl names AWS's host (<id>.execute-api.<region>.amazonaws.com),
+            # which does not resolve here: the stacks' outputs give the emulator's address.
+            outputs = {**outputs, "ApiUrl": api_url(cfg, outputs)}
         info["stacks"] = outputs
         info["api"] = {
             "url": api_url(cfg, outputs),

@@ -17,6 +17,8 @@ def test_health_needs_no_key(system: System) -> None:
     response = httpx.get(f"{system.api_url}/health", timeout=30)
     assert response.status_code == 200
     assert response.json()["status"] == "ok"
+    # status --json's stack outputs give the address that works here, not AWS's hostname
+    assert system.info["stacks"]["ApiUrl"] == system.api_url
 
 
 def test_predict_without_key_is_forbidden(system: System) -> None:

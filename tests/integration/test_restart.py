@@ -15,6 +15,7 @@ from tests.integration.conftest import System, drain_dlq, evpm, read_status
 from tests.integration.test_alerts import _drain
 from tests.integration.test_api_gateway import RECORD
 from tests.integration.test_lifecycle import lifecycle
+from tests.integration.test_ops_alerts import _messages, _topic_queue
 
 
 def _workers(system: System) -> list[str]:
@@ -66,6 +67,39 @@ def _alert_after_restart(system: System, prefix: str) -> None:
     assert seen, "no VehicleAlert in the audit queue 10 s after the critical reading was stored"
     assert seen[0]["detail-type"] == "VehicleAlert"
     assert seen[0]["detail"]["failure_mode"] == "brake_wear"
+
+
+def _ops_alert_after_restart(system: System, alertmanager: str, alertname: str) -> None:
+    """A critical alert put into Alertmanager reaches the API's store (GET /alerts) in 60 s."""
+    now = datetime.now(UTC)
+    alert = {"labels": {"alertname": alertname, "severity": "critical", "service": "test"},
+             "annotations": {"summary": "test_restart: Alertmanager -> webhook after a restart"},
+             "startsAt": now.isoformat(), "endsAt": (now + timedelta(minutes=10)).isoformat()}
+    posted = httpx.post(f"{alertmanager}/api/v2/alerts", json=[alert], timeout=30)
+    assert posted.status_code == 200, posted.text
+    viewer = {"x-api-key": system.keys["viewer"]}
+    deadline = time.monotonic() + 60
+    while True:
+        page = httpx.get(f"{system.api_url}/alerts?active=true", headers=viewer, timeout=30)
+        if alertname in [a["alertname"] for a in page.json()["active"]]:
+            return
+        assert time.monotonic() < deadline, f"{alertname} not stored 60 s after Alertmanager had it"
+        time.sleep(2)
+
+
+def _alarm_action_after_restart(system: System) -> None:
+    """Changing an evpm alarm's state publishes to the ops topic, as its action says."""
+    cloudwatch = system.client("cloudwatch")
+    alarms = cloudwatch.describe_alarms(AlarmNamePrefix="evpm-")["MetricAlarms"]
+    assert alarms, "no evpm alarm after the restart"
+    alarm = alarms[0]
+    queue = _topic_queue(system)
+    state = "OK" if alarm["StateValue"] == "ALARM" else "ALARM"
+    cloudwatch.set_alarm_state(AlarmName=alarm["AlarmName"], StateValue=state,
+                               StateReason="test_restart: the alarm's action after a restart")
+    [message] = _messages(system, queue, alarm["AlarmName"], want=1)[:1] or [None]
+    assert message, f"{alarm['AlarmName']} -> {state} published nothing to the ops topic"
+    assert message["Subject"].startswith(f'{state}: "{alarm["AlarmName"]}"')
 
 
 def test_second_up_is_a_fast_no_op(system: System) -> None:
@@ -145,6 +179,10 @@ def test_state_survives_restart(system: System) -> None:
     outcome = lifecycle("--model", "anomaly", "--trigger", "restart-test")
     assert outcome["status"] == "SUCCEEDED", outcome
     assert {"Train", "Validate", "Register", "Promote", "SmokeTest"} <= set(outcome["states"])
+    # Ops alerts: Alertmanager (restarted) posts to the API's webhook, which stores the alert;
+    # and a CloudWatch alarm's action still publishes to the people's topic.
+    _ops_alert_after_restart(system, alertmanager, f"EvpmRestartProbe{marker}")
+    _alarm_action_after_restart(system)
     # The event source mapping resumed after its checkpoint: nothing was delivered twice.
     sentinel = list(loadgen.generate(4, vehicles=1, malformed=1, prefix=f"{prefix}S"))
     stream.put_all(system.client("kinesis"), system.stream, sentinel)

@@ -120,7 +120,8 @@ def test_the_refusals_the_issue_names(client):
     admin = _call(client, "POST", "/models/ev-rul/rollback", None, "k-admin")
     assert admin.status_code == 409, admin.text
     assert admin.json()["detail"] == (
-        "ev-rul has no 'previous' version to roll back to; name one with --to"
+        "ev-rul has no 'previous' version to roll back to; name the version "
+        "(`to` in the API's body, --to on the command line)"
     )
 
 

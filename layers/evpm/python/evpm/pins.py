@@ -111,7 +111,10 @@ def plan_rollback(
     history in aliases; every step is in the state machine's execution history)."""
     target = to if to is not None else previous
     if target is None:
-        raise PinError(f"{name} has no 'previous' version to roll back to; name one with --to")
+        raise PinError(
+            f"{name} has no 'previous' version to roll back to; name the version "
+            "(`to` in the API's body, --to on the command line)"
+        )
     if target not in versions:
         known = ", ".join(str(v) for v in sorted(versions)) or "none"
         raise PinError(f"{name} has no version {target} (registered: {known})")
