@@ -93,9 +93,9 @@ def train_models(tmp: Path, vehicles: int, hours: int) -> tuple[dict[str, Any], 
     import os
 
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp / 'mlflow.db'}"
-    from training_job.core.pipeline import run_training
     from training_job.io.registry import load_bundle
     from training_job.jobs.base import load_job
+    from training_job.pipeline import run_training
     from training_job.simulator import FleetConfig, simulate_fleet, write_parquet
 
     frame = simulate_fleet(FleetConfig(vehicles=vehicles, hours=hours, seed=11))

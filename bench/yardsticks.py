@@ -27,9 +27,9 @@ from sklearn.model_selection import StratifiedKFold
 from evpm.features import FeatureSpec, compute
 from training_job.core.inputs import add_model_inputs
 from training_job.core.metrics import phm08_score, rmse
-from training_job.core.pipeline import fit_booster
 from training_job.io.datasets import load_spec, prepare, read_table
 from training_job.jobs.base import BoosterParams
+from training_job.pipeline import fit_booster
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = ROOT / "training_job" / "specs"
@@ -161,8 +161,8 @@ def ai4i(folder: Path) -> dict[str, float]:
 
 def fleet() -> dict[str, object]:
     """The training job on 200,000 simulated rows (100 vehicles x 2,000 h), timed."""
-    from training_job.core.pipeline import run_training
     from training_job.jobs.base import DataRef, load_job
+    from training_job.pipeline import run_training
     from training_job.simulator import FleetConfig, simulate_fleet, write_parquet
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -215,7 +215,7 @@ def _rul_ratio(config: Any, job: Any, tmp: str) -> float:
     not registered): 30 test vehicles of a 100-vehicle fleet hold a few failure episodes
     each, so the ratio moves by several hundredths from fleet to fleet, and a margin is
     judged on several fleets, and on larger ones."""
-    from training_job.core.pipeline import run_training
+    from training_job.pipeline import run_training
     from training_job.simulator import simulate_fleet, write_parquet
 
     path = write_parquet(

@@ -56,7 +56,7 @@ def _execute(job: TrainJob | SimulateJob | ValidateJob) -> None:
             validate(frame, spec)
             click.echo(f"ok: {len(frame):,} rows match {spec.name!r} (sha256 {digest})")
         else:
-            from training_job.core.pipeline import report_json, run_training
+            from training_job.pipeline import report_json, run_training
 
             click.echo(report_json(run_training(job)))
     except DataSpecError as error:

@@ -172,8 +172,8 @@ def train_for_lifecycle(
     request: TrainRequest, *, s3: Any, registry: MlflowRegistry, raw_bucket: str, loader: Any
 ) -> dict[str, Any]:
     """Train the requested challengers and gather the gate's evidence (nothing registered)."""
-    from training_job.core.pipeline import run_training
     from training_job.jobs.base import load_job
+    from training_job.pipeline import run_training
 
     data_uri = ensure_fleet(s3, raw_bucket, request.options.fleet)
     base = load_job(_CONFIG)

@@ -9,7 +9,7 @@ reports:
   other than ``none``) over the nominal vehicles' counted readings;
 * the models' own rates on held-out nominal readings, read from the registry: the metrics
   ``nominal_flag_rate`` (``ev-anomaly``) and ``nominal_failure_rate`` (``ev-classifier``) that
-  training logs with each version (``training_job.core.pipeline``), of the versions that wrote
+  training logs with each version (``training_job.pipeline``), of the versions that wrote
   the predictions. A version trained before those metrics existed has none: the reference is
   then reported as unavailable, never made up;
 * each degraded vehicle: the share of its last readings flagged (either way) and what failure

@@ -33,7 +33,6 @@ def test_training_registers_versions_in_s3_that_reload_bit_for_bit(
     import mlflow
     from mlflow import MlflowClient
 
-    from training_job.core.pipeline import run_training
     from training_job.core.pyfunc_model import predict_frame
     from training_job.io.registry import load_bundle
     from training_job.jobs.base import (
@@ -43,6 +42,7 @@ def test_training_registers_versions_in_s3_that_reload_bit_for_bit(
         MlflowParams,
         TrainJob,
     )
+    from training_job.pipeline import run_training
     from training_job.simulator import FleetConfig, simulate_fleet, write_parquet
 
     marker = uuid.uuid4().hex[:8]

@@ -218,9 +218,9 @@ def test_reference_rates_come_from_the_scoring_versions_or_are_unavailable() -> 
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Anomaly detector and classifier trained by the pipeline on a small simulated fleet
     with the served feature windows (so a sent vehicle's first WARMUP readings warm them)."""
-    from training_job.core.pipeline import run_training
     from training_job.io.registry import load_bundle
     from training_job.jobs.base import BoosterParams, DataRef, FeatureParams, MlflowParams, TrainJob
+    from training_job.pipeline import run_training
     from training_job.simulator import FleetConfig, simulate_fleet, write_parquet
 
     tmp = tmp_path_factory.mktemp("fleet")

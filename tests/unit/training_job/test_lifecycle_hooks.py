@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from training_job.core.pipeline import PRIMARY_METRICS, run_training
 from training_job.core.pyfunc_model import predict_frame
 from training_job.io.registry import load_bundle
 from training_job.jobs.base import BoosterParams, DataRef, FeatureParams, TrainJob
+from training_job.pipeline import PRIMARY_METRICS, run_training
 
 from .conftest import SPECS
 

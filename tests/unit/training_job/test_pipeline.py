@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from training_job.core.pipeline import run_training
 from training_job.core.split import split_units_time
 from training_job.io.datasets import DataSpecError
 from training_job.io.registry import load_bundle
 from training_job.jobs.base import BoosterParams, DataRef, FeatureParams, TrainJob
+from training_job.pipeline import run_training
 
 from .conftest import SPECS
 
