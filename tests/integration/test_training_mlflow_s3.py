@@ -72,7 +72,8 @@ def test_training_registers_versions_in_s3_that_reload_bit_for_bit(
         assert version.run_id == out["run_id"]
         assert version.tags["data_fingerprint"] == result.fingerprint
         # AND the logged model carries the model's name (not "model" for all three)
-        assert mlflow.get_logged_model(version.model_id).name == names[task]
+        model_id = out["model_uri"].removeprefix("models:/")
+        assert mlflow.get_logged_model(model_id).name == names[task]
         # THEN the version's artifacts are objects in the emulated MLflow bucket
         assert out["artifact_uri"].startswith(f"s3://{mlflow_bucket}/"), out["artifact_uri"]
         prefix = out["artifact_uri"].removeprefix(f"s3://{mlflow_bucket}/").rstrip("/") + "/"
