@@ -98,9 +98,10 @@ down: ## Stop everything `make up` started (state is kept)
 status: ## Show endpoints, keys and names
 	@EVPM_STATE_DIR=$(STATE_DIR) $(VENV)/bin/evpm status
 
-lint: $(VENV)/.stamp ## ruff and the import contracts (lint-imports)
+lint: $(VENV)/.stamp ## ruff, the import contracts (lint-imports) and the domain package's type check (mypy)
 	@$(VENV)/bin/ruff check .
 	@out=$$($(VENV)/bin/lint-imports --no-cache 2>&1) && echo "$$out" | grep "^Contracts:" || { echo "$$out"; exit 1; }
+	@$(VENV)/bin/mypy -p evpm
 
 unit: $(VENV)/.stamp monitoring-bins ## Unit tests (no network; promtool and amtool check monitoring/)
 	@$(VENV)/bin/python -m pytest tests/unit -q
@@ -118,6 +119,7 @@ test: deps browser-bins ## Everything: lint, unit, infra, integration
 	@$(MAKE) --no-print-directory STATE_DIR=$(TEST_STATE) runtime
 	@$(VENV)/bin/ruff check .
 	@out=$$($(VENV)/bin/lint-imports --no-cache 2>&1) && echo "$$out" | grep "^Contracts:" || { echo "$$out"; exit 1; }
+	@$(VENV)/bin/mypy -p evpm
 	@$(TEST_ENV) $(VENV)/bin/python -m pytest tests -q --durations=15 -p no:cacheprovider
 
 bench: bench-serving ## Serving and streaming benchmarks against the running system (make up first)

@@ -179,8 +179,8 @@ def process_batch(
         sequence_numbers.append(raw.sequence_number)
     # One pass over the values (np.array of a list of tuples inspects each tuple first).
     values = itertools.chain.from_iterable(rows)
-    matrix = np.fromiter(values, np.float64, count=len(rows) * len(FEATURES))
-    matrix = matrix.reshape(len(rows), len(FEATURES))
+    flat = np.fromiter(values, np.float64, count=len(rows) * len(FEATURES))
+    matrix = flat.reshape(len(rows), len(FEATURES))
     predictions = score_readings(
         Readings(ids, times, matrix), scorer=scorer, models=models, history=history, now=now
     )

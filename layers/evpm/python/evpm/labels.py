@@ -47,14 +47,14 @@ REPORTS_ATTRIBUTE = "reports"
 _OBSERVATIONS = ("failure_mode", "rul_hours", "notes", "free_standing")
 """The optional fields of a report: absent ones are left out of it, not stored as null."""
 
-_EXAMPLE = {
+_EXAMPLE: dict[str, Any] = {
     "vehicle_id": "EV-0042",
     "ts": "2024-05-01T12:00:00.000000Z",
     "failure_mode": "brake_wear",
     "rul_hours": 36.0,
     "notes": "front pads at 2 mm, replaced",
 }
-LABEL_EXAMPLE = {
+LABEL_EXAMPLE: dict[str, Any] = {
     **_EXAMPLE,
     "free_standing": False,
     "received_at": "2024-05-03T09:30:00.000000Z",

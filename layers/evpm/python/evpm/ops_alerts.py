@@ -80,7 +80,7 @@ _MAX_ALERTS = 500
 _NO_TIME = datetime(1971, 1, 1, tzinfo=UTC)
 """Alertmanager writes ``0001-01-01T00:00:00Z`` for "no end yet": anything before this is none."""
 
-_EXAMPLE_ALERT = {
+_EXAMPLE_ALERT: dict[str, Any] = {
     "status": "firing",
     "labels": {
         "alertname": "EvpmApiLatencyHigh",

@@ -10,6 +10,8 @@ Python than validation takes; setting the instance's state directly gives the sa
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel
 
 __all__ = ["prevalidated"]
@@ -27,7 +29,8 @@ def prevalidated[M: BaseModel](
     """
     given = values.keys() if fields_set is None else fields_set
     if cls.__private_attributes__:  # pragma: no cover - none of evpm's models has any
-        return cls.model_construct(**{k: values[k] for k in given})
+        given_values: dict[str, Any] = {k: values[k] for k in given}
+        return cls.model_construct(**given_values)
     model = cls.__new__(cls)
     _set(model, "__dict__", values)
     _set(model, "__pydantic_fields_set__", set(given))

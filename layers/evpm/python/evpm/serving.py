@@ -360,7 +360,7 @@ class Lags:
         array is reused by the next call."""
         if j == 0:
             return self.current
-        if self._rows is not None:
+        if self._rows is not None and self._flat is not None:
             np.take(self._flat, self._rows[j - 1], axis=0, out=self._buffer, mode="clip")
         elif self._gathered is not None:
             self._buffer[:] = self._gathered[j - 1]
@@ -374,7 +374,7 @@ class Lags:
         """``(lags, n, columns)``: every lag at once, in one gather (a few readings' path)."""
         out = np.empty((lags, *self.current.shape), dtype=np.float64)
         out[0] = self.current
-        if self._rows is not None:
+        if self._rows is not None and self._flat is not None:
             np.take(self._flat, self._rows[: lags - 1], axis=0, out=out[1:], mode="clip")
         elif self._gathered is not None:
             out[1:] = self._gathered[: lags - 1]
