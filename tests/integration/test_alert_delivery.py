@@ -17,8 +17,6 @@ from pathlib import Path
 
 from tests.integration.conftest import System
 
-ACCOUNT_REGION = "us-east-1:000000000000"
-
 
 def test_the_audit_target_has_a_dead_letter_queue(system: System) -> None:
     events = system.client("events")

@@ -18,12 +18,12 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.integration.conftest import System
+from tests.integration.prometheus import prometheus_url, query
 from tests.integration.test_api_gateway import RECORD
 
 pytestmark = pytest.mark.integration
@@ -48,21 +48,6 @@ def _expressions() -> list[tuple[str, str, str]]:
         for panel in json.loads(path.read_text())["panels"]
         for target in panel["targets"]
     ]
-
-
-def _prometheus_url(system: System) -> str:
-    info = system.info
-    url = ((info.get("monitoring") or {}).get("prometheus") or {}).get("url") or (
-        info.get("prometheus") or {}
-    ).get("url")
-    if not url:
-        pytest.fail(f"`evpm status --json` names no Prometheus URL: {sorted(info)}")
-    return url.rstrip("/")
-
-
-def _query(prometheus: str, expr: str) -> dict[str, Any]:
-    response = httpx.get(f"{prometheus}/api/v1/query", params={"query": expr}, timeout=30)
-    return response.json()
 
 
 def _has_series(prometheus: str, metric: str) -> bool:
@@ -102,13 +87,13 @@ def _traffic(system: System, prefix: str) -> None:
 
 
 def test_every_panel_expression_parses_and_returns_series(system: System) -> None:
-    prometheus = _prometheus_url(system)
+    prometheus = prometheus_url(system)
     assert httpx.get(f"{prometheus}/-/ready", timeout=10).status_code == 200
     expressions = _expressions()
     assert expressions
     # GIVEN each expression: Prometheus parses it (a parse error is a 400 "bad_data")
     for board, title, expr in expressions:
-        answer = _query(prometheus, expr)
+        answer = query(prometheus, expr)
         assert answer.get("status") == "success", f"{board} / {title}: {expr}\n{answer}"
     # WHEN traffic goes through the stream and the API
     prefix = f"DASH-{uuid.uuid4().hex[:6]}"
@@ -119,7 +104,7 @@ def test_every_panel_expression_parses_and_returns_series(system: System) -> Non
     # THEN every expression returns series within the deadline
     while pending and time.monotonic() < deadline:
         for item in sorted(pending):
-            answer = _query(prometheus, item[2])
+            answer = query(prometheus, item[2])
             if answer.get("status") == "success" and answer["data"]["result"]:
                 pending.discard(item)
         if pending:

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from tests.integration.conftest import System, evpm
+from tests.integration.prometheus import prometheus_url, single_value
 
 pytestmark = pytest.mark.integration
 
@@ -26,22 +27,6 @@ DEADLINE_S = 90
 EXPORTER_DELAY_S = 10  # evpm_cli.config.CliSettings.exporter_delay
 SCRAPE_S = 15  # monitoring/prometheus.yml, job evpm-cloudwatch
 SCORER, API, DLQ = "evpm-scorer", "evpm-api", "evpm-scoring-dlq"
-
-
-def _prometheus(system: System) -> str:
-    url = ((system.info.get("monitoring") or {}).get("prometheus") or {}).get("url")
-    if not url:
-        pytest.fail(f"`evpm status --json` names no Prometheus URL: {sorted(system.info)}")
-    return url.rstrip("/")
-
-
-def _value(prometheus: str, expr: str) -> float | None:
-    """The expression's single value now, or None when it has no series."""
-    answer = httpx.get(f"{prometheus}/api/v1/query", params={"query": expr}, timeout=30).json()
-    assert answer.get("status") == "success", (expr, answer)
-    result = answer["data"]["result"]
-    assert len(result) <= 1, (expr, result)
-    return float(result[0]["value"][1]) if result else None
 
 
 def _counters(prometheus: str) -> dict[str, float]:
@@ -53,7 +38,7 @@ def _counters(prometheus: str) -> dict[str, float]:
         "scorer_errors": f'aws_lambda_errors_total{{function_name="{SCORER}"}}',
         "api_errors": f'aws_lambda_errors_total{{function_name="{API}"}}',
     }
-    return {name: _value(prometheus, expr) or 0.0 for name, expr in exprs.items()}
+    return {name: single_value(prometheus, expr) or 0.0 for name, expr in exprs.items()}
 
 
 def _wait_until_everything_before_is_counted(started: float) -> None:
@@ -63,7 +48,7 @@ def _wait_until_everything_before_is_counted(started: float) -> None:
 
 
 def test_evpm_send_is_counted_exactly_in_prometheus_within_90_s(system: System) -> None:
-    prometheus = _prometheus(system)
+    prometheus = prometheus_url(system)
     sqs = system.client("sqs")
     sqs.purge_queue(QueueUrl=system.dlq_url)  # the depth below is this test's records alone
     _wait_until_everything_before_is_counted(time.time())
@@ -83,7 +68,7 @@ def test_evpm_send_is_counted_exactly_in_prometheus_within_90_s(system: System) 
         httpx.post(f"{system.endpoint}/_evpm/metrics/sample", timeout=30)  # queue depths now
         now = _counters(prometheus)
         seen = {k: now[k] - before[k] for k in want}
-        depth = _value(prometheus, f'aws_sqs_approximate_number_of_messages_visible_maximum'
+        depth = single_value(prometheus, f'aws_sqs_approximate_number_of_messages_visible_maximum'
                                    f'{{queue_name="{DLQ}"}}')  # fmt: skip
         if all(seen[k] >= want[k] for k in want) and depth == MALFORMED:
             break
@@ -100,11 +85,12 @@ def test_evpm_send_is_counted_exactly_in_prometheus_within_90_s(system: System) 
     assert (after["scorer_errors"], after["api_errors"]) == (
         before["scorer_errors"], before["api_errors"])
     for function in (SCORER, API):
-        assert _value(prometheus, f'aws_lambda_errors_total{{function_name="{function}"}}') is not None
-        assert _value(prometheus, f'aws_lambda_invocations_total{{function_name="{function}"}}')
-        duration = _value(
-            prometheus, f'aws_lambda_duration_maximum_seconds{{function_name="{function}"}}'
-        )
+        by_function = f'{{function_name="{function}"}}'
+        assert single_value(prometheus, f"aws_lambda_errors_total{by_function}") is not None
+        assert single_value(prometheus, f"aws_lambda_invocations_total{by_function}")
+        duration = single_value(prometheus, f"aws_lambda_duration_maximum_seconds{by_function}")
         assert duration is not None and 0 < duration < 60, (function, duration)
-    age = _value(prometheus, f'aws_lambda_iterator_age_maximum_seconds{{function_name="{SCORER}"}}')
+    age = single_value(
+        prometheus, f'aws_lambda_iterator_age_maximum_seconds{{function_name="{SCORER}"}}'
+    )
     assert age is not None and 0 <= age < 600, age

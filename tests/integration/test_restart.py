@@ -12,6 +12,7 @@ import httpx
 
 from evpm_cli import loadgen, stream
 from tests.integration.conftest import System, drain_dlq, evpm, read_status
+from tests.integration.prometheus import single_value
 from tests.integration.test_alerts import _drain
 from tests.integration.test_api_gateway import RECORD
 from tests.integration.test_lifecycle import lifecycle
@@ -36,15 +37,6 @@ def _silence(alertmanager: str, alertname: str) -> str:
     response = httpx.post(f"{alertmanager}/api/v2/silences", json=body, timeout=30)
     assert response.status_code == 200, response.text
     return response.json()["silenceID"]
-
-
-def _instant(prometheus: str, expr: str, at: float) -> float:
-    """The expression's value at ``at`` (0 when it has none)."""
-    answer = httpx.get(f"{prometheus}/api/v1/query", params={"query": expr, "time": at},
-                       timeout=30).json()  # fmt: skip
-    assert answer["status"] == "success", answer
-    result = answer["data"]["result"]
-    return float(result[0]["value"][1]) if result else 0.0
 
 
 def _alert_after_restart(system: System, prefix: str) -> None:
@@ -97,8 +89,9 @@ def _alarm_action_after_restart(system: System) -> None:
     state = "OK" if alarm["StateValue"] == "ALARM" else "ALARM"
     cloudwatch.set_alarm_state(AlarmName=alarm["AlarmName"], StateValue=state,
                                StateReason="test_restart: the alarm's action after a restart")
-    [message] = _messages(system, queue, alarm["AlarmName"], want=1)[:1] or [None]
-    assert message, f"{alarm['AlarmName']} -> {state} published nothing to the ops topic"
+    messages = _messages(system, queue, alarm["AlarmName"], want=1)
+    assert messages, f"{alarm['AlarmName']} -> {state} published nothing to the ops topic"
+    message = messages[0]
     assert message["Subject"].startswith(f'{state}: "{alarm["AlarmName"]}"')
 
 
@@ -140,7 +133,7 @@ def test_state_survives_restart(system: System) -> None:
     silence_id = _silence(alertmanager, f"EvpmRestartTest{marker}")
     kept = 'count_over_time(up{job="prometheus"}[10m])'
     at = time.time() - 1
-    samples_before = _instant(prometheus, kept, at)
+    samples_before = (single_value(prometheus, kept, at) or 0.0)
     assert samples_before >= 1, "Prometheus had scraped nothing before the restart"
 
     workers_before = _workers(system)
@@ -160,7 +153,7 @@ def test_state_survives_restart(system: System) -> None:
     silence = httpx.get(f"{alertmanager}/api/v2/silence/{silence_id}", timeout=30).json()
     assert silence["status"]["state"] == "active", silence
     assert silence["matchers"][0]["value"] == f"EvpmRestartTest{marker}"
-    assert _instant(prometheus, kept, at) == samples_before
+    assert (single_value(prometheus, kept, at) or 0.0) == samples_before
     messages = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=2)["Messages"]
     assert json.loads(messages[0]["Body"]) == {"marker": marker}
     # The deployed system works after the restart, not only its data: the API function and
