@@ -24,7 +24,7 @@ TEST_ENV := EVPM_STATE_DIR=$(TEST_STATE) EVPM_EMULATOR_PORT=$(TEST_PORT) EVPM_ML
 # Prometheus and Alertmanager come from Debian; root installs them, anyone else through sudo.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help up down status test check lint unit infra integration deps monitoring-bins shell-tools browser-bins runtime clean bench-models bench-stream bench bench-serving bench-cold
+.PHONY: help up down status test check lint unit infra integration deps monitoring-bins shell-tools browser-bins runtime clean bench-models bench-stream bench bench-serving bench-cold bench-drift
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -130,6 +130,9 @@ bench-serving: $(VENV)/.stamp ## evpm vs the prototype's path, in process and th
 
 bench-cold: $(VENV)/.stamp ## Cold start of the scorer and the API, offline (no make up needed) -> bench/results/cold_start.json
 	@$(VENV)/bin/python layers/build.py && $(VENV)/bin/python bench/cold_start.py
+
+bench-drift: $(VENV)/.stamp ## Drift monitor: false alarms, three drift scenarios, 1M captured rows (offline) -> bench/results/drift.json
+	@$(VENV)/bin/python bench/drift.py
 
 bench-models: $(VENV)/.stamp ## Yardsticks: FD001 RUL, AI4I classification, simulated fleet -> bench/results/yardsticks.json
 	@$(VENV)/bin/python bench/yardsticks.py

@@ -105,6 +105,22 @@ class FleetConfig:
     rul_cap_hours: int = 720
     horizon_hours: int = 336
     anomaly_rate: float = 0.01
+    # Changes to the fleet, for drift scenarios (all default to the unchanged fleet):
+    climate_offset_c: float = 0.0
+    """Added to every vehicle's home climate (a hotter region: the physics follows)."""
+    pack_age_fade: float = 0.0
+    """Added to every pack's capacity fade when the window opens (0.05 = packs 5 SoH points
+    older; the burn-in would otherwise replace them before anyone saw them)."""
+    sensor_bias: tuple[tuple[str, float], ...] = ()
+    """``(signal, bias)`` added to every vehicle's reading of that signal (a miscalibrated
+    sensor model rolled out fleet-wide: the reading moves, never the physics)."""
+    hidden_failure_rate: float = 0.0
+    """Per vehicle-hour chance, from the window's first hour, of a failure the readings never
+    announce (a faulty batch of parts): the outcomes change, the readings do not (a concept
+    change only ground truth can show). Drawn from its own random stream, so the readings
+    are exactly those of the same fleet without it."""
+    hidden_failure_mode: str = "motor_overheating"
+    """The failure mode those hidden failures are recorded as."""
 
     def __post_init__(self) -> None:
         if self.vehicles < 1 or self.hours < 1:
@@ -113,6 +129,17 @@ class FleetConfig:
             raise ValueError(f"anomaly_rate must be in [0, 0.5) (got {self.anomaly_rate})")
         if self.horizon_hours > self.rul_cap_hours:
             raise ValueError("horizon_hours must not exceed rul_cap_hours")
+        if not 0 <= self.pack_age_fade < 0.19:
+            raise ValueError(f"pack_age_fade must be in [0, 0.19) (got {self.pack_age_fade})")
+        if not 0 <= self.hidden_failure_rate < 0.1:
+            raise ValueError(
+                f"hidden_failure_rate must be in [0, 0.1) (got {self.hidden_failure_rate})"
+            )
+        if self.hidden_failure_mode not in FAILURE_MODES[1:]:
+            raise ValueError(f"hidden_failure_mode must be one of {FAILURE_MODES[1:]}")
+        unknown = [name for name, _ in self.sensor_bias if name not in FEATURES]
+        if unknown:
+            raise ValueError(f"sensor_bias names unknown signals: {unknown}")
 
 
 @dataclass(slots=True)
@@ -195,6 +222,9 @@ def simulate_fleet(config: FleetConfig | None = None) -> pd.DataFrame:
     total = window + cfg.rul_cap_hours
     rng = np.random.default_rng(cfg.seed)
     veh = _draw_vehicles(rng, n, total)
+    veh.climate = veh.climate + cfg.climate_offset_c
+    hidden_rng = np.random.default_rng([cfg.seed, 1])
+    hidden_code = FAILURE_MODES.index(cfg.hidden_failure_mode)
     signals = np.empty((window, n, len(FEATURES)), dtype=np.float64)
     events = np.zeros((total, n), dtype=np.int8)
 
@@ -222,6 +252,8 @@ def simulate_fleet(config: FleetConfig | None = None) -> pd.DataFrame:
 
     # Hour 0 is the window's first hour; the burn-in before it is simulated, not recorded.
     for t in range(-_BURN_IN_HOURS, total):
+        if t == 0 and cfg.pack_age_fade:  # the change arrives with the window: older packs
+            fade = np.minimum(fade + cfg.pack_age_fade, 0.195)
         hod = (hour0 + t) % 24
         day = day0 + (hour0 + t) / 24.0
         # Environment: seasonal and daily cycles around each vehicle's climate.
@@ -360,6 +392,9 @@ def simulate_fleet(config: FleetConfig | None = None) -> pd.DataFrame:
         any_crossed = crossed.any(axis=0)
         if t >= 0:
             events[t] = np.where(any_crossed, np.argmax(crossed, axis=0) + 1, 0)
+            if cfg.hidden_failure_rate:
+                hidden = ~any_crossed & (hidden_rng.random(n) < cfg.hidden_failure_rate)
+                events[t] = np.where(hidden, hidden_code, events[t])
 
         if 0 <= t < window:
             row = signals[t]
@@ -420,6 +455,8 @@ def simulate_fleet(config: FleetConfig | None = None) -> pd.DataFrame:
             leak = np.where(crossed[4], 0.0, leak)
             sensor_active = sensor_active & ~crossed[5]
 
+    for name, bias in cfg.sensor_bias:
+        signals[:, :, _COL[name]] += bias
     rul, mode = _labels(events, window, cfg)
     anomaly = _inject_anomalies(rng, signals, cfg.anomaly_rate)
     return _frame(cfg, signals, rul, mode, anomaly)

@@ -55,3 +55,43 @@ def test_write_parquet_to_s3_uses_given_client(small_fleet: pd.DataFrame) -> Non
     fake = FakeS3()
     write_parquet(small_fleet.head(10), "s3://raw-telemetry/fleet/x.parquet", s3_client=fake)
     assert fake.calls[0][:2] == ("raw-telemetry", "fleet/x.parquet")
+
+
+def test_scenario_knobs_change_what_they_name_and_nothing_else() -> None:
+    base = FleetConfig(vehicles=20, hours=300, seed=9)
+    plain = simulate_fleet(base)
+    # A hidden failure mechanism changes the outcomes, never a reading.
+    hidden = simulate_fleet(FleetConfig(**{**_fields(base), "hidden_failure_rate": 0.005}))
+    pd.testing.assert_frame_equal(plain[list(FEATURES)], hidden[list(FEATURES)])
+    assert (hidden["rul_hours"] <= plain["rul_hours"]).all()
+    assert (hidden["failure_mode"] == "motor_overheating").sum() > (
+        plain["failure_mode"] == "motor_overheating"
+    ).sum()
+    # A sensor bias moves that reading (clipped to range) and leaves the others alone.
+    biased = simulate_fleet(
+        FleetConfig(**{**_fields(base), "sensor_bias": (("Motor_Vibration", 0.5),)})
+    )
+    moved = biased["Motor_Vibration"] - plain["Motor_Vibration"]
+    assert moved.between(0.0, 0.5 + 1e-9).all() and moved.mean() > 0.45
+    others = [f for f in FEATURES if f != "Motor_Vibration"]
+    pd.testing.assert_frame_equal(plain[others], biased[others])
+    # A hotter climate warms the air; older packs read a lower state of health.
+    hot = simulate_fleet(FleetConfig(**{**_fields(base), "climate_offset_c": 8.0}))
+    assert hot["Ambient_Temperature"].mean() - plain["Ambient_Temperature"].mean() > 6
+    old = simulate_fleet(FleetConfig(**{**_fields(base), "pack_age_fade": 0.06}))
+    assert old["SoH"].head(20).mean() < plain["SoH"].head(20).mean()
+
+
+def _fields(config: FleetConfig) -> dict:
+    return {name: getattr(config, name) for name in FleetConfig.__dataclass_fields__}
+
+
+def test_scenario_knobs_are_validated() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="sensor_bias names unknown signals"):
+        FleetConfig(sensor_bias=(("Nope", 1.0),))
+    with pytest.raises(ValueError, match="hidden_failure_mode"):
+        FleetConfig(hidden_failure_rate=0.01, hidden_failure_mode="none")
+    with pytest.raises(ValueError, match="pack_age_fade"):
+        FleetConfig(pack_age_fade=0.5)
