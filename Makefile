@@ -18,13 +18,15 @@ TEST_EMULATOR_PORT ?= 4597
 TEST_PROMETHEUS_PORT ?= 9190
 TEST_ALERTMANAGER_PORT ?= 9193
 TEST_EXPORTER_PORT ?= 9196
+TEST_CONSOLE_PORT ?= 8091
 TEST_STATE ?= $(CURDIR)/.state/test
 TEST_ENV := EVPM_STATE_DIR=$(TEST_STATE) EVPM_EMULATOR_PORT=$(TEST_PORT) EVPM_MLFLOW_PORT=$(TEST_MLFLOW_PORT) EVPM_TEST_EMULATOR_PORT=$(TEST_EMULATOR_PORT) \
-	EVPM_PROMETHEUS_PORT=$(TEST_PROMETHEUS_PORT) EVPM_ALERTMANAGER_PORT=$(TEST_ALERTMANAGER_PORT) EVPM_EXPORTER_PORT=$(TEST_EXPORTER_PORT)
+	EVPM_PROMETHEUS_PORT=$(TEST_PROMETHEUS_PORT) EVPM_ALERTMANAGER_PORT=$(TEST_ALERTMANAGER_PORT) EVPM_EXPORTER_PORT=$(TEST_EXPORTER_PORT) \
+	EVPM_CONSOLE_PORT=$(TEST_CONSOLE_PORT)
 # Prometheus and Alertmanager come from Debian; root installs them, anyone else through sudo.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help up down status test check lint unit infra integration deps monitoring-bins shell-tools browser-bins runtime clean bench-models bench-stream bench bench-serving bench-cold bench-drift
+.PHONY: help up down status test check lint unit infra integration deps monitoring-bins shell-tools browser-bins runtime clean bench-models bench-stream bench bench-serving bench-cold bench-console bench-drift
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -49,7 +51,7 @@ $(LSVENV)/.stamp: localstack/requirements.lock localstack/pyproject.toml
 	@touch $@
 
 node_modules/.stamp: package.json package-lock.json
-	@echo "== npm packages (aws-cdk, aws-cdk-local) from the lockfile"
+	@echo "== npm packages (aws-cdk, aws-cdk-local; the console's chart.js, cytoscape, cytoscape-dagre, axe-core) from the lockfile"
 	@npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
@@ -139,6 +141,9 @@ bench-models: $(VENV)/.stamp ## Yardsticks: FD001 RUL, AI4I classification, simu
 
 bench-stream: $(VENV)/.stamp ## Scorer in process + stream end to end for 60 s (and with a worker killed) against the running system -> bench/results/streaming.json
 	@EVPM_STATE_DIR=$(STATE_DIR) $(VENV)/bin/python bench/streaming.py
+
+bench-console: $(VENV)/.stamp browser-bins ## The console in Chromium: 1,000 executions and a vehicle with 10,000 predictions, against the running system -> bench/results/console.json
+	@EVPM_STATE_DIR=$(STATE_DIR) $(VENV)/bin/python bench/console.py
 
 clean: down ## Remove build output and all local state
 	rm -rf .build cdk.out .state

@@ -50,8 +50,10 @@ VENDOR: dict[str, str] = {
     "dagre.min.js": "dagre/dist/dagre.min.js",
     "cytoscape-dagre.js": "cytoscape-dagre/cytoscape-dagre.js",
 }
+# Scripts only from this console's own files. Styles may also be inline: cytoscape injects a
+# stylesheet for its container (a style cannot run code; scripts stay strict).
 CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'"
 )

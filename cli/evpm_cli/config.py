@@ -35,6 +35,7 @@ class CliSettings(BaseSettings):
     prometheus_port: int = Field(default=9090, ge=1024, le=65535)
     alertmanager_port: int = Field(default=9093, ge=1024, le=65535)
     exporter_port: int = Field(default=9106, ge=1024, le=65535)
+    console_port: int = Field(default=8088, ge=1024, le=65535, description="the ops console")
     exporter_delay: int = Field(
         default=10,
         ge=0,
@@ -65,6 +66,10 @@ class CliSettings(BaseSettings):
     @property
     def exporter_url(self) -> str:
         return f"http://127.0.0.1:{self.exporter_port}"
+
+    @property
+    def console_url(self) -> str:
+        return f"http://127.0.0.1:{self.console_port}"
 
     def mlflow_env(self) -> dict[str, str]:
         """What every MLflow client (and the server) needs to reach tracking and S3 artifacts."""

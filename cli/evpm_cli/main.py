@@ -68,8 +68,8 @@ def cli() -> None:
     help="Train, validate and promote the three models when nothing is pinned yet.",
 )
 def up(force_deploy: bool, lifecycle: bool) -> None:
-    """Start the emulator, deploy every stack, start MLflow, the training worker and monitoring
-    (CloudWatch exporter, Alertmanager, Prometheus), train the first models when none serve,
+    """Start the emulator, deploy every stack, start MLflow, the training worker, monitoring
+    (CloudWatch exporter, Alertmanager, Prometheus) and the ops console, train the first models when none serve,
     and print the endpoints (a no-op when all is up)."""
     cfg = settings()
     started = time.perf_counter()
@@ -89,6 +89,7 @@ def up(force_deploy: bool, lifecycle: bool) -> None:
         # Alertmanager authenticates to the alert webhook with this token (SSM SecureString).
         ensure_webhook_token(client(cfg, "ssm"))
         monitoring.start(cfg, outputs)
+        services.start(cfg, services.console(cfg, outputs))
     except (emulator.EmulatorError, deploy_mod.DeployError, services.ServiceError) as exc:
         console.print(f"[red]evpm up failed:[/red] {exc}")
         sys.exit(1)
@@ -126,6 +127,8 @@ def _run_lifecycle(cfg: CliSettings, **kwargs: Any) -> dict[str, Any]:
 def down() -> None:
     """Stop every process `evpm up` started (state is kept under the state folder)."""
     cfg = settings()
+    if services.stop(cfg, services.console(cfg)):
+        console.print("console stopped")
     for name in monitoring.stop(cfg):
         console.print(f"{name} stopped")
     if services.stop(cfg, services.training_worker(cfg, "unused", "unused")):
@@ -157,6 +160,7 @@ def _describe(cfg: CliSettings) -> dict[str, Any]:
     """What ``evpm status --json`` prints: the system's endpoints and monitoring's."""
     info = endpoints.describe(cfg, emulator.status(cfg))
     info["monitoring"] = monitoring.status(cfg)
+    info["console"] = services.console_status(cfg)
     return info
 
 
@@ -194,6 +198,10 @@ def _print_summary(info: dict) -> None:
         console.print(
             f"{label:<13} {part.get('url')}  ({'running' if part.get('running') else 'stopped'})"
         )
+    ops = info.get("console") or {}
+    console.print(
+        f"{'console':<13} {ops.get('url')}  ({'running' if ops.get('running') else 'stopped'})"
+    )
     if mon.get("alertmanager", {}).get("running"):
         hook = mon["alertmanager"].get("webhook") or "nowhere (null receiver: no webhook deployed)"
         console.print(f"{'alerts to':<13} {hook}")

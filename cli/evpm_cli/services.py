@@ -1,5 +1,6 @@
-"""Background services beside the emulator: MLflow, the training worker, and monitoring
-(the CloudWatch exporter, Prometheus and Alertmanager; their configs: :mod:`evpm_cli.monitoring`).
+"""Background services beside the emulator: MLflow, the training worker, monitoring
+(the CloudWatch exporter, Prometheus and Alertmanager; their configs: :mod:`evpm_cli.monitoring`)
+and the ops console.
 
 Each runs as a host process bound to 127.0.0.1, with a pidfile and a log under the state folder,
 so `evpm down` can stop exactly what `evpm up` started and nothing else.
@@ -260,6 +261,62 @@ def alertmanager(cfg: CliSettings) -> Service:
         health_url=f"{cfg.alertmanager_url}/-/ready",
         startup_timeout=60.0,
     )
+
+
+def console(cfg: CliSettings, outputs: dict[str, str] | None = None) -> Service:
+    """The ops console (``python -m console``): pages over the emulator's Step Functions, the
+    evpm API, MLflow, Prometheus and Alertmanager; ``outputs`` (the stacks') name the API and
+    the tables (``evpm down`` needs none: it only finds the pidfile)."""
+    outputs = outputs or {}
+    api_id = outputs.get("ApiId")
+    command = [
+        sys.executable,
+        "-m",
+        "console",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(cfg.console_port),
+        "--state-dir",
+        str(cfg.state_dir),
+        "--emulator-url",
+        cfg.endpoint,
+        "--region",
+        cfg.region,
+        "--mlflow-url",
+        cfg.mlflow_url,
+        "--prometheus-url",
+        cfg.prometheus_url,
+        "--alertmanager-url",
+        cfg.alertmanager_url,
+    ]
+    if api_id:
+        stage = outputs.get("ApiStage", "v1")
+        command += ["--api-url", f"{cfg.endpoint}/_aws/execute-api/{api_id}/{stage}"]
+    for option, key in (
+        ("--predictions-table", "PredictionsTable"),
+        ("--alert-table", "AlertDedupTable"),
+    ):
+        if outputs.get(key):
+            command += [option, outputs[key]]
+    if outputs.get("StateMachineArn"):
+        command += ["--state-machine", outputs["StateMachineArn"].rsplit(":", 1)[-1]]
+    return Service(
+        name="console",
+        command=command,
+        health_url=f"{cfg.console_url}/healthz",
+        env={**cfg.aws_env(), "PYTHONPATH": str(REPO_ROOT)},
+        startup_timeout=30.0,
+    )
+
+
+def console_status(cfg: CliSettings) -> dict[str, object]:
+    """The console's URL, whether it answers, and its log (``evpm status``)."""
+    return {
+        "url": cfg.console_url,
+        "running": healthy(f"{cfg.console_url}/healthz"),
+        "log": str(cfg.state_dir / "logs" / "console.log"),
+    }
 
 
 def require_binaries() -> None:

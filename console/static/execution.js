@@ -35,7 +35,6 @@
     container: document.getElementById("graph"),
     elements: elements,
     layout: { name: "dagre", rankDir: "TB", nodeSep: 24, rankSep: 36, edgeSep: 8 },
-    wheelSensitivity: 0.3,
     style: [
       { selector: "node", style: {
           "shape": "round-rectangle", "label": "data(label)", "background-color": "data(fill)",
