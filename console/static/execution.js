@@ -62,6 +62,15 @@
     return el;
   }
 
+  function block(parent, title, text, cls) {
+    // A scrollable block must take the keyboard's focus, or its overflow cannot be read.
+    add(parent, "h4", title);
+    var pre = add(parent, "pre", text, cls);
+    pre.tabIndex = 0;
+    pre.setAttribute("aria-label", title + " of " + parent.querySelector("h3").textContent);
+    return pre;
+  }
+
   function pretty(text) {
     if (text === null || text === undefined) { return null; }
     try { return JSON.stringify(JSON.parse(text), null, 2); } catch (err) { return String(text); }
@@ -79,11 +88,10 @@
      ["Duration", n.duration_ms === null ? "–" : Math.round(n.duration_ms) + " ms"]]
       .forEach(function (kv) { add(dl, "dt", kv[0]); add(dl, "dd", kv[1]); });
     if (n.error || n.cause) {
-      add(box, "h4", "Error");
-      add(box, "pre", (n.error || "") + (n.cause ? ": " + n.cause : ""), "error-text");
+      block(box, "Error", (n.error || "") + (n.cause ? ": " + n.cause : ""), "error-text");
     }
     [["Input", n.input], ["Output", n.output]].forEach(function (kv) {
-      if (kv[1] !== null && kv[1] !== undefined) { add(box, "h4", kv[0]); add(box, "pre", pretty(kv[1])); }
+      if (kv[1] !== null && kv[1] !== undefined) { block(box, kv[0], pretty(kv[1])); }
     });
     if (n.status === "not-run") { add(box, "p", "This state did not run in this execution."); }
     cy.elements().unselect();
