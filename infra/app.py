@@ -47,6 +47,7 @@ def build(app: App, settings: InfraSettings) -> dict[str, Stack]:
         predictions_table=storage.predictions_table,
         alert_dedup_table=storage.alert_dedup_table,
         model_access=model_access,
+        capture_bucket=storage.raw_bucket,
         env=env,
     )
     monitoring = MonitoringStack(app, c.MONITORING_STACK, settings=settings, env=env)

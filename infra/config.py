@@ -44,6 +44,8 @@ class InfraSettings(BaseSettings):
     # The MLflow tracking server's address as the functions see it (an SSM parameter holds
     # it, so a moved server needs no redeploy; `evpm up` writes the local one).
     mlflow_uri: str = "http://127.0.0.1:5000"
+    # Share of stored predictions the scorer captures for the drift monitor (EVPM_CAPTURE_SAMPLING).
+    capture_sampling: float = Field(default=1.0, ge=0, le=1)
 
     deps_layer_dir: Path = REPO_ROOT / ".build" / "layers" / "deps"
     core_layer_dir: Path = REPO_ROOT / "layers" / "evpm"

@@ -66,6 +66,7 @@ ALERT_BUS: Final = "evpm-alerts"
 ALERT_SOURCE: Final = "evpm.scorer"  # = evpm.alerts.ALERT_SOURCE (a test checks)
 ALERT_DETAIL_TYPE: Final = "VehicleAlert"  # = evpm.alerts.ALERT_DETAIL_TYPE
 ALERT_WINDOW_SECONDS: Final = 3600  # one alert per vehicle and failure mode per hour
+CAPTURE_PREFIX: Final = "capture/"  # data capture in the raw bucket (evpm.drift.capture)
 ALERTS_AUDIT_QUEUE: Final = "evpm-alerts-audit"
 ALERTS_AUDIT_RETENTION_DAYS: Final = 4
 # Alerts the bus could not deliver to the audit queue, with why (EventBridge's target DLQ).

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from alert_sink import AlertSink, DedupedEventBridgeAlertSink
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+from capture_sink import CaptureSink, S3CaptureSink
 from sinks import DynamoPredictionSink, ParkedSink, PredictionSink, SqsParkedSink
 
 from evpm.alerts import select_alerts
@@ -50,6 +51,13 @@ metrics = Metrics(
     namespace=settings.POWERTOOLS_METRICS_NAMESPACE, service=settings.POWERTOOLS_SERVICE_NAME
 )
 _sinks: tuple[PredictionSink, ParkedSink, AlertSink] | None = None
+_capture: CaptureSink | None = (
+    S3CaptureSink(
+        settings.CAPTURE_BUCKET, prefix=settings.CAPTURE_PREFIX, rate=settings.CAPTURE_SAMPLING
+    )
+    if settings.CAPTURE_BUCKET
+    else None
+)
 # Recent readings per vehicle, kept warm across events: Kinesis sends one vehicle (partition
 # key) to one shard, and one shard to one container at a time, so a vehicle's history is here.
 # A vehicle it does not hold (a fresh or recycled container, an evicted vehicle) gets its past
@@ -107,11 +115,13 @@ def handle(
     alerts: AlertSink,
     models: ServedModels | None = None,
     history: History | None = None,
+    capture: CaptureSink | None = None,
 ) -> dict[str, list[dict[str, str]]]:
     """Process one Kinesis event with the given sinks; returns the partial-failure response.
 
     ``models`` are the pinned versions to score with (none: the rules alone); ``history``
-    holds each vehicle's recent readings across events, for the models' rolling features.
+    holds each vehicle's recent readings across events, for the models' rolling features;
+    ``capture`` keeps a copy of the stored predictions for the drift monitor (none: no copy).
     """
     raw = [_raw(record) for record in event["Records"]]
     outcome = process_batch(raw, models=models, history=history)
@@ -124,6 +134,12 @@ def handle(
     unstored = set(write_failed)
     pending = select_alerts([a for a in outcome.accepted if a.sequence_number not in unstored])
     alerted = alerts.publish(pending) if pending else None
+    if capture is not None and raw:
+        stored = [a for a in outcome.accepted if a.sequence_number not in unstored]
+        batch_id = f"{raw[0].shard_id}-{raw[0].sequence_number}"
+        kept = capture.capture(stored, batch_id=batch_id, captured_at=datetime.now(UTC))
+        metrics.add_metric("RowsCaptured", MetricUnit.Count, max(kept, 0))
+        metrics.add_metric("CaptureFailures", MetricUnit.Count, 1 if kept < 0 else 0)
     for record in outcome.parked:
         logger.warning(
             "record parked",
@@ -185,6 +201,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             alerts=alerts,
             models=served_now(pinned_models(), logger),
             history=_history,
+            capture=_capture,
         )
         _report_rehydration(_history.last_used)
         return response

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 
@@ -12,10 +13,12 @@ from infra import constants as c
 from infra.constructs.alert_bus import AlertBus
 from infra.constructs.layers import EvpmLayers
 from infra.constructs.python_function import PythonFunction
+from infra.nag import suppress
 
 if TYPE_CHECKING:
     from aws_cdk import aws_dynamodb as dynamodb
     from aws_cdk import aws_kinesis as kinesis
+    from aws_cdk import aws_s3 as s3
     from aws_cdk import aws_sqs as sqs
     from constructs import Construct
 
@@ -31,7 +34,9 @@ class ScoringStack(Stack):
     record up to ``SCORER_RETRY_ATTEMPTS`` times, then sends the batch's coordinates to the DLQ.
     Bisecting is off because the emulator ignores it and partial failures already narrow the
     retry to the bad record. Critical predictions become ``VehicleAlert`` events on the
-    ``evpm-alerts`` bus, deduplicated through ``evpm-alert-dedup``.
+    ``evpm-alerts`` bus, deduplicated through ``evpm-alert-dedup``. Stored predictions are
+    captured (inputs and outputs, one object per batch) under ``capture/`` in the raw bucket,
+    for the drift monitor.
     """
 
     def __init__(
@@ -45,6 +50,7 @@ class ScoringStack(Stack):
         predictions_table: dynamodb.ITable,
         alert_dedup_table: dynamodb.ITable,
         model_access: ModelAccess,
+        capture_bucket: s3.IBucket,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -62,6 +68,9 @@ class ScoringStack(Stack):
                 "ALERT_BUS_NAME": alerts.bus.event_bus_name,
                 "ALERT_DEDUP_TABLE": alert_dedup_table.table_name,
                 "ALERT_WINDOW_SECONDS": str(c.ALERT_WINDOW_SECONDS),
+                "CAPTURE_BUCKET": capture_bucket.bucket_name,
+                "CAPTURE_PREFIX": c.CAPTURE_PREFIX,
+                "CAPTURE_SAMPLING": str(settings.capture_sampling),
                 "POWERTOOLS_SERVICE_NAME": c.SCORER_FUNCTION,
                 "POWERTOOLS_METRICS_NAMESPACE": c.METRICS_NAMESPACE,
                 "LOG_LEVEL": settings.log_level,
@@ -95,6 +104,20 @@ class ScoringStack(Stack):
             self.function, "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"
         )
         alerts.bus.grant_put_events_to(self.function)
+        # Data capture for the drift monitor: PutObject under capture/ only, nothing read.
+        scorer.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject"],
+                resources=[capture_bucket.arn_for_objects(f"{c.CAPTURE_PREFIX}*")],
+            )
+        )
+        suppress(
+            scorer.role,
+            "AwsSolutions-IAM5",
+            "The scorer writes its data capture as new objects under the raw bucket's capture/ "
+            "prefix only (PutObject); the wildcard is the object key inside that prefix.",
+            applies_to=[{"regex": "/^Resource::.*RawTelemetry.*/capture/\\*$/g"}],
+        )
 
         CfnOutput(self, c.OUT_SCORER_FUNCTION, value=self.function.function_name)
         CfnOutput(self, c.OUT_ALERT_BUS, value=alerts.bus.event_bus_name)

@@ -42,7 +42,25 @@ def test_scorer_function_shape(template) -> None:
         "PINS_PARAMETER",
         "MLFLOW_URI_PARAMETER",
         "MODELS_TTL_SECONDS",
+        "CAPTURE_BUCKET",
+        "CAPTURE_PREFIX",
+        "CAPTURE_SAMPLING",
     }
+    assert env["CAPTURE_PREFIX"] == "capture/" and env["CAPTURE_SAMPLING"] == "1.0"
+
+
+def test_capture_is_put_only_under_its_prefix(template) -> None:
+    # GIVEN the scorer's policies WHEN read THEN its one right on the raw bucket is PutObject
+    # on capture/*
+    tpl = template(STACK)
+    statements = [
+        st
+        for _, policy in tpl.find_resources("AWS::IAM::Policy").items()
+        for st in policy["Properties"]["PolicyDocument"]["Statement"]
+        if "RawTelemetry" in json.dumps(st["Resource"])
+    ]
+    assert len(statements) == 1 and statements[0]["Action"] == "s3:PutObject"
+    assert statements[0]["Resource"]["Fn::Join"][1][-1] == "/capture/*"
 
 
 def test_mapping_reports_partial_failures_retries_and_parks_in_the_dlq(template) -> None:
@@ -82,9 +100,13 @@ def test_scorer_role_is_least_privilege(template) -> None:
     assert "GetAttPredictions" in json.dumps(queries[0]["Resource"]), queries[0]["Resource"]
     # ... and cannot scan or get predictions, or touch anything else.
     assert not {"dynamodb:Scan", "dynamodb:GetItem"} & granted
-    # Models: it reads the pins, the registry's address and model files, and writes none.
+    # Models: it reads the pins, the registry's address and model files, and writes none;
+    # its one S3 write is the data capture (test_capture_is_put_only_under_its_prefix).
     assert {"ssm:GetParameter", "s3:GetObject"} <= granted
-    assert not {a for a in granted if a.startswith(("ssm:Put", "s3:Put", "s3:Delete", "s3:List"))}
+    puts = [s for s in statements if "s3:PutObject" in actions(s)]
+    assert len(puts) == 1 and "/capture/*" in json.dumps(puts[0]["Resource"])
+    assert not {a for a in granted if a.startswith(("ssm:Put", "s3:Delete", "s3:List"))}
+    assert not {a for a in granted if a.startswith("s3:Put")} - {"s3:PutObject"}
     assert {a.split(":")[0] for a in granted} <= {
         "s3",
         "ssm",

@@ -28,7 +28,11 @@ def test_scorer_settings_names_and_defaults(monkeypatch):
         "MLFLOW_URI_PARAMETER",
         "MODELS_TTL_SECONDS",
         "HISTORY_MAX_VEHICLES",
+        "CAPTURE_BUCKET",
+        "CAPTURE_PREFIX",
+        "CAPTURE_SAMPLING",
     }
+    assert settings.CAPTURE_BUCKET == "" and settings.CAPTURE_SAMPLING == 1.0  # capture off
     assert settings.PINS_PARAMETER == "/evpm/serving/pins"
     assert settings.PREDICTION_TTL_DAYS == 90
     assert settings.ALERT_WINDOW_SECONDS == 3600

@@ -72,6 +72,13 @@ class ScorerSettings(_ServingSettings):
     HISTORY_MAX_VEHICLES: int = Field(
         default=20_000, ge=1, description="vehicles whose recent readings a container keeps"
     )
+    CAPTURE_BUCKET: str = Field(
+        default="", description="S3 bucket of the data capture (empty: no capture)"
+    )
+    CAPTURE_PREFIX: str = Field(default="capture/", description="key prefix of the capture")
+    CAPTURE_SAMPLING: float = Field(
+        default=1.0, ge=0, le=1, description="share of stored predictions captured"
+    )
 
 
 class ApiSettings(_ServingSettings):
