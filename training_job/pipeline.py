@@ -27,6 +27,12 @@ from evpm.models import AnomalyDetector, ModelBundle, ModelSpec, rul_hours
 from training_job.core import metrics as m
 from training_job.core.inputs import time_values
 from training_job.core.pyfunc_model import predict_frame
+from training_job.core.reference_profile import (
+    PROFILE_FILE,
+    classifier_quality,
+    inputs_profile,
+    reference_profile,
+)
 from training_job.core.split import split_units_time
 from training_job.io import registry
 from training_job.io.datasets import DatasetSpec, load_spec, prepare, read_table, validate
@@ -102,6 +108,47 @@ def _write_bundle(folder: Path, spec: ModelSpec, model_text: str) -> dict[str, s
     model_path = folder / ModelBundle.model_filename(spec.task)
     model_path.write_text(model_text)
     return {"spec": str(spec_path), "model": str(model_path)}
+
+
+def _write_profile(
+    folder: Path,
+    base: Any,
+    task: str,
+    bundle: ModelBundle,
+    dspec: DatasetSpec,
+    frame: pd.DataFrame,
+    split: Any,
+    prediction: Any,
+    report: dict[str, Any],
+) -> str:
+    """The model's drift profile (:mod:`training_job.core.reference_profile`) as a file."""
+    te = split.test
+    quality: dict[str, float] = {}
+    truth = None
+    if task == "rul" and "mae" in report["metrics"]:
+        quality["rul_mae"] = float(report["metrics"]["mae"])
+    if task == "classifier" and dspec.class_label:
+        names = np.asarray(bundle.spec.classes, dtype=object)[
+            np.asarray(prediction.value, dtype=np.int64)
+        ]
+        quality["macro_f1"] = classifier_quality(
+            frame[dspec.class_label].astype(str).to_numpy()[te], names
+        )
+    if task == "anomaly" and dspec.anomaly_label:
+        truth = frame[dspec.anomaly_label].to_numpy().astype(bool)[te]
+    profile = reference_profile(
+        base,
+        task,
+        frame.loc[te, dspec.time],
+        prediction,
+        classes=tuple(bundle.spec.classes or ()),
+        truth=truth,
+        quality=quality,
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / PROFILE_FILE
+    path.write_text(profile.model_dump_json(by_alias=True))
+    return str(path)
 
 
 def data_profile(frame: pd.DataFrame, dspec: DatasetSpec, rows: np.ndarray) -> dict[str, Any]:
@@ -197,6 +244,16 @@ def run_training(
         "categorical": dspec.categorical,
         "derived": dspec.derived,
     }
+    # The drift monitor's reference: the training rows' inputs and labels, once for all models.
+    drift_base = inputs_profile(
+        frame,
+        split.train | split.valid,
+        time_column=dspec.time,
+        features=dspec.features,
+        rul_label=dspec.rul_label,
+        class_label=dspec.class_label,
+        source=f"{dspec.name} {digest}",
+    )
     mlflow.set_tracking_uri(registry.tracking_uri())
     mlflow.set_experiment(job.mlflow.experiment)
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_name=f"train-{dspec.name}"):
@@ -216,8 +273,11 @@ def run_training(
             spec_obj, text, report = _finish(task, job, dspec, common, fspec, *fitted)
             artifacts = _write_bundle(Path(tmp) / task, spec_obj, text)
             bundle = ModelBundle.from_files(Path(artifacts["spec"]), Path(artifacts["model"]))
-            report.update(
-                _evaluate(task, bundle, dspec, frame, features, fspec, values, units, split)
+            evaluated = _evaluate(task, bundle, dspec, frame, features, fspec, values, units, split)
+            prediction = evaluated.pop("_prediction")
+            report.update(evaluated)
+            artifacts["drift_profile"] = _write_profile(
+                Path(tmp) / task, drift_base, task, bundle, dspec, frame, split, prediction, report
             )
             report["fit_seconds"] = round(time.perf_counter() - t0, 2)
             report["params"]["corrupt_labels"] = job.corrupt_labels
@@ -225,7 +285,7 @@ def run_training(
             if champions and task in champions:
                 champion_metrics = _evaluate(
                     task, champions[task], dspec, frame, features, fspec, values, units, split
-                )["metrics"]
+                )["metrics"]  # (its "_prediction" is not needed)
                 report["champion_metrics"] = champion_metrics
             reference = predict_frame(bundle, sample)
             tags = {
@@ -235,6 +295,7 @@ def run_training(
                 "dataset": dspec.name,
                 "task": task,
                 "corrupt_labels": str(job.corrupt_labels).lower(),
+                "drift_profile": f"artifacts/{PROFILE_FILE}",
             }
             metrics = {k: float(v) for k, v in report["metrics"].items()}
             primary = PRIMARY_METRICS[task]
@@ -440,7 +501,8 @@ def _evaluate(
     units: np.ndarray,
     split: Any,
 ) -> dict[str, Any]:
-    """Test-set metrics of the re-loaded bundle against a naive baseline.
+    """Test-set metrics of the re-loaded bundle against a naive baseline (and, under
+    ``_prediction``, its predictions on the test rows, for the drift profile).
 
     The model input is built from the bundle's own feature spec (only the challenger's
     ``features`` matrix is reused when the spec is the same), so any bundle can be scored.
@@ -461,7 +523,10 @@ def _evaluate(
         else:
             truth = frame[dspec.anomaly_label].to_numpy().astype(bool)[te]
             out = m.anomaly_metrics(truth, pred.value, pred.flag)
-        return {"metrics": out | m.nominal_rate("nominal_flag_rate", pred.flag, nominal)}
+        return {
+            "metrics": out | m.nominal_rate("nominal_flag_rate", pred.flag, nominal),
+            "_prediction": pred,
+        }
     pred = bundle.predict_matrix(x_te)
     if task == "classifier":
         classes = bundle.spec.classes
@@ -471,14 +536,14 @@ def _evaluate(
         if classes and classes[0] == _healthy_class(dspec, frame):
             failing = np.asarray(pred.value) != 0  # any class but the healthy first one
             report["metrics"] |= m.nominal_rate("nominal_failure_rate", failing, nominal)
-        return report
+        return report | {"_prediction": pred}
     y = frame[dspec.rul_label].to_numpy(dtype=np.float64)
     report = m.regression_metrics(y[te], pred.value, float(y[split.train].mean()))
     if pred.low is not None and pred.high is not None:
         inside = (y[te] >= pred.low) & (y[te] <= pred.high)
         report["metrics"]["interval_coverage"] = float(inside.mean()) if inside.size else 0.0
         report["metrics"]["interval_mean_width"] = float(np.mean(pred.high - pred.low))
-    return report
+    return report | {"_prediction": pred}
 
 
 def _healthy_class(dspec: DatasetSpec, frame: pd.DataFrame) -> str | None:

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from evpm.drift import MONITORED_SIGNALS, ReferenceProfile
 from training_job.core.split import split_units_time
 from training_job.io.datasets import DataSpecError
 from training_job.io.registry import load_bundle
@@ -61,6 +62,25 @@ def test_registered_versions_carry_lineage_and_reproduce_predictions(
         pd.testing.assert_frame_equal(again, expected, check_exact=True)
     assert "rmse" in result.models["rul"]["metrics"]
     assert "pr_auc" in result.models["anomaly"]["metrics"]
+    # AND each version carries its drift profile: the training inputs and labels, its own
+    # held-out outputs under the capture's names, and the quality it is graded against
+    outputs = {"anomaly": "anomaly_score", "classifier": "predicted_failure", "rul": "rul_hours"}
+    quality = {"classifier": "macro_f1", "rul": "rul_mae"}
+    for task, out in result.models.items():
+        name = out["name"]
+        version = client.get_model_version(name, out["version"])
+        assert version.tags["drift_profile"] == "artifacts/drift_profile.json"
+        local = mlflow.artifacts.download_artifacts(
+            f"{out['artifact_uri']}/artifacts/drift_profile.json"
+        )
+        profile = ReferenceProfile.model_validate_json(Path(local).read_text())
+        assert set(profile.columns("input")) == set(MONITORED_SIGNALS)
+        assert set(profile.columns("label")) == {"true_rul_hours", "true_failure_mode"}
+        assert profile.columns("output") == [outputs[task]]
+        # 12 vehicles: an hour holds 12 rows, too few to calibrate on (MIN_CHUNK_ROWS)
+        assert profile.numeric["SoC"].psi_limit is None and profile.rows > 1_000
+        if task in quality:
+            assert 0 < profile.quality[quality[task]] < 1_000
 
 
 @pytest.mark.parametrize(
