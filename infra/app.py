@@ -20,6 +20,7 @@ from infra import constants as c  # noqa: E402
 from infra.config import InfraSettings, MissingBuildError  # noqa: E402
 from infra.constructs.model_access import ModelAccess  # noqa: E402
 from infra.nag import apply_checks  # noqa: E402
+from infra.stacks.drift import DriftStack  # noqa: E402
 from infra.stacks.ingestion import IngestionStack  # noqa: E402
 from infra.stacks.lifecycle import LifecycleStack  # noqa: E402
 from infra.stacks.monitoring import MonitoringStack  # noqa: E402
@@ -76,7 +77,19 @@ def build(app: App, settings: InfraSettings) -> dict[str, Stack]:
         scorer_function=scoring.function,
         env=env,
     )
-    for stack in (storage, ingestion, scoring, serving, lifecycle, monitoring):
+    drift = DriftStack(
+        app,
+        c.DRIFT_STACK,
+        settings=settings,
+        raw_bucket=storage.raw_bucket,
+        predictions_table=storage.predictions_table,
+        model_access=model_access,
+        state_machine=lifecycle.state_machine,
+        env=env,
+    )
+    # The monitor's events go on the scoring stack's alert bus (referred to by name).
+    drift.add_stack_dependency(scoring)
+    for stack in (storage, ingestion, scoring, serving, lifecycle, monitoring, drift):
         Tags.of(stack).add("project", c.PROJECT)
         Tags.of(stack).add("environment", settings.env_name)
     apply_checks(app)
@@ -87,6 +100,7 @@ def build(app: App, settings: InfraSettings) -> dict[str, Stack]:
         c.SERVING_STACK: serving,
         c.LIFECYCLE_STACK: lifecycle,
         c.MONITORING_STACK: monitoring,
+        c.DRIFT_STACK: drift,
     }
 
 

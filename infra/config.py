@@ -46,6 +46,11 @@ class InfraSettings(BaseSettings):
     mlflow_uri: str = "http://127.0.0.1:5000"
     # Share of stored predictions the scorer captures for the drift monitor (EVPM_CAPTURE_SAMPLING).
     capture_sampling: float = Field(default=1.0, ge=0, le=1)
+    # How often the drift monitor runs (EVPM_MONITOR_SCHEDULE_MINUTES; 0: only on demand, as
+    # the test suite deploys it, so no scheduled run starts a retraining under other tests).
+    monitor_schedule_minutes: int = Field(default=5, ge=0, le=1440)
+    # No second drift-started lifecycle run within this time (EVPM_RETRAIN_COOLDOWN_SECONDS).
+    retrain_cooldown_seconds: float = Field(default=6 * 3600, ge=0)
 
     deps_layer_dir: Path = REPO_ROOT / ".build" / "layers" / "deps"
     core_layer_dir: Path = REPO_ROOT / "layers" / "evpm"

@@ -18,6 +18,7 @@ SCORING_STACK: Final = "evpm-scoring"
 SERVING_STACK: Final = "evpm-serving"
 LIFECYCLE_STACK: Final = "evpm-lifecycle"
 MONITORING_STACK: Final = "evpm-monitoring"
+DRIFT_STACK: Final = "evpm-drift"
 ALL_STACKS: Final = (
     STORAGE_STACK,
     INGESTION_STACK,
@@ -25,6 +26,7 @@ ALL_STACKS: Final = (
     SERVING_STACK,
     LIFECYCLE_STACK,
     MONITORING_STACK,
+    DRIFT_STACK,
 )
 
 # Storage.
@@ -120,6 +122,26 @@ LIFECYCLE_TIMEOUT_S: Final = 120  # the smoke test waits up to SMOKE_TIMEOUT_S f
 SMOKE_TIMEOUT_S: Final = 60
 TRAINING_QUEUE: Final = "evpm-training-requests"
 TRAINING_QUEUE_VISIBILITY_S: Final = 3600
+
+# Drift (evpm-drift): the monitor, ground truth's outcomes, the retraining trigger.
+MONITOR_FUNCTION: Final = "evpm-drift-monitor"
+MONITOR_MEMORY_MB: Final = 2048  # a million captured rows judged in under 1 GB (bench/drift.py)
+MONITOR_TIMEOUT_S: Final = 300
+MONITOR_WINDOW_MINUTES: Final = 60
+RETRAIN_FUNCTION: Final = "evpm-retrain"
+DRIFT_HISTORY_TABLE: Final = "evpm-drift-history"
+OUTCOMES_TABLE: Final = "evpm-outcomes"
+RETRAIN_TRIGGERS_TABLE: Final = "evpm-retrain-triggers"
+MONITOR_EVENT_SOURCE: Final = "evpm.monitor"
+LABELS_FUNCTION: Final = "evpm-labels"
+LABELS_BUCKET_PREFIX: Final = "evpm-labels"
+LABELS_PREFIX: Final = "labels/"  # CSV files of outcomes; rejects go to labels-rejects/
+OUT_LABELS_BUCKET: Final = "LabelsBucketName"
+OUT_MONITOR_FUNCTION: Final = "MonitorFunctionName"
+OUT_RETRAIN_FUNCTION: Final = "RetrainFunctionName"
+OUT_DRIFT_HISTORY_TABLE: Final = "DriftHistoryTable"
+OUT_OUTCOMES_TABLE: Final = "OutcomesTable"
+OUT_RETRAIN_TRIGGERS_TABLE: Final = "RetrainTriggersTable"
 
 # Alarms (evpm-monitoring): one per Prometheus alert rule in monitoring/rules/, which names
 # its twin in the label `cloudwatch_alarm` (a test checks both ways).

@@ -230,6 +230,8 @@ def train_for_lifecycle(
     GateEvidence(models=[m["evidence"] for m in models], data_profile=profile)  # shape check
     return {
         "data": data_uri,
+        "trigger": request.trigger,
+        "trigger_id": request.trigger_id,
         "fingerprint": result.fingerprint,
         "seconds": round(result.seconds, 1),
         "data_profile": profile,

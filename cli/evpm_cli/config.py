@@ -21,6 +21,7 @@ STACKS = (
     "evpm-serving",
     "evpm-lifecycle",
     "evpm-monitoring",
+    "evpm-drift",
 )
 
 

@@ -21,6 +21,8 @@ FUNCTIONS: dict[str, str] = {
     "scorer": "evpm-scorer",
     "api": "evpm-api",
     "lifecycle": "evpm-lifecycle",
+    "monitor": "evpm-drift-monitor",
+    "retrain": "evpm-retrain",
 }
 _SINCE = re.compile(r"^(?P<n>\d+)(?P<unit>[smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

@@ -20,6 +20,7 @@ from evpm.mlflow_rest import MlflowRegistry
 from evpm.pins import MLFLOW_URI_PARAMETER, MODEL_NAMES, PinError
 from evpm.telemetry import format_timestamp
 from evpm_cli import deploy as deploy_mod
+from evpm_cli import drift as drift_mod
 from evpm_cli import (
     emulator,
     endpoints,
@@ -34,7 +35,7 @@ from evpm_cli import (
 )
 from evpm_cli import lifecycle as lifecycle_mod
 from evpm_cli.alert_token import ensure_webhook_token
-from evpm_cli.aws import client
+from evpm_cli.aws import client, resource
 from evpm_cli.config import CliSettings, settings
 from evpm_cli.errors import EvpmGroup, validation_message
 from evpm_cli.params import (
@@ -887,6 +888,101 @@ def _checked(convert: Any) -> Any:
     return callback
 
 
+@cli.group(name="drift")
+def drift_group() -> None:
+    """The drift monitor: run it now, its latest verdicts, the retraining it started."""
+
+
+@drift_group.command(name="run")
+@click.option(
+    "--minutes",
+    type=click.IntRange(1, 7 * 24 * 60),
+    default=None,
+    help="Window length (default: the monitor's own, 60).",
+)
+@click.option(
+    "--no-publish",
+    is_flag=True,
+    help="Judge and record, but put no DriftDetected/QualityDegraded event (starts nothing).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the monitor's summary as JSON.")
+def drift_run(minutes: int | None, no_publish: bool, as_json: bool) -> None:
+    """Judge the last window of captured data now (what the schedule does every 5 minutes)."""
+    summary = drift_mod.run(
+        client(settings(), "lambda", read_timeout=360),
+        window_minutes=minutes,
+        publish=not no_publish,
+    )
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    window = summary["window"]
+    console.print(
+        f"window {window['start'][:19]} .. {window['end'][:19]}: {summary['rows']:,} rows "
+        f"from {summary['objects']} capture objects ({summary['duplicates']} repeats dropped), "
+        f"{summary['seconds']} s"
+    )
+    for v in summary["verdicts"]:
+        drifted = ", ".join(v["drifted"]) or "-"
+        quality = ", ".join(v["quality_problems"]) or "-"
+        console.print(
+            f"  {v['model']} v{v['version']}: {v['rows']:,} rows, drift {v['status']} "
+            f"({drifted}), quality {v['quality_status']} ({quality})"
+        )
+        for c in v["top"][:3]:
+            console.print(
+                f"      {c['column']:<22} PSI {c['psi']:.3f} (limit {c['psi_limit']:.3f})"
+                f"{'  DRIFTED' if c['drifted'] else ''}"
+            )
+    for model, reason in summary["missing_profiles"].items():
+        console.print(f"  {model}: not judged: {reason}")
+    for kind, event_id in summary["events"].items():
+        console.print(f"  published {kind} {event_id}")
+
+
+@drift_group.command(name="status")
+@click.option("--json", "as_json", is_flag=True, help="Print the windows as JSON.")
+def drift_status(as_json: bool) -> None:
+    """Each model's latest judged window: drift, quality, and the events it raised."""
+    found = drift_mod.latest(_dynamodb())
+    if as_json:
+        click.echo(
+            json.dumps([{k: v for k, v in f.items() if k != "report"} for f in found], indent=2)
+        )
+        return
+    if not found:
+        console.print("no window judged yet (evpm drift run judges one now)")
+    for f in found:
+        console.print(
+            f"{f['model']} v{f['version']} {f['window_end'][:19]}: {f['rows']:,} rows, drift "
+            f"{f['status']} ({', '.join(f['drifted']) or '-'}), quality {f['quality_status']} "
+            f"({', '.join(f['quality_problems']) or '-'}), events {f.get('events') or '-'}"
+        )
+
+
+@drift_group.command(name="triggers")
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the decisions as JSON.")
+def drift_triggers(limit: int, as_json: bool) -> None:
+    """What the retraining trigger did with each drift event: started a run, or why not."""
+    found = drift_mod.triggers(_dynamodb(), limit)
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    if not found:
+        console.print("no drift event has reached the retraining trigger yet")
+    for f in found:
+        run = f.get("execution_arn", "").rsplit(":", 1)[-1]
+        console.print(
+            f"{f['decided_at'][:19]} {f['type']} {f['event_id'][:12]}: {f['action']} "
+            f"({f['reason']}) {run or f['detail']}"
+        )
+
+
+def _dynamodb() -> Any:
+    return resource(settings(), "dynamodb")
+
+
 @cli.command(name="logs")
 @click.argument("function", callback=_checked(logs.function_name))
 @click.option(
@@ -901,7 +997,8 @@ def _checked(convert: Any) -> Any:
 def logs_command(function: str, since: Any, pattern: str | None, follow: bool) -> None:
     """A function's log lines (CloudWatch Logs /aws/lambda/FUNCTION), oldest first.
 
-    FUNCTION is scorer, api or lifecycle (or evpm-scorer, evpm-api, evpm-lifecycle). Each line
+    FUNCTION is scorer, api, lifecycle, monitor or retrain (or the full name: evpm-scorer,
+    evpm-api, evpm-lifecycle, evpm-drift-monitor, evpm-retrain). Each line
     is printed as the function wrote it (JSON lines), after its time and worker stream.
     """
     lines = logs.read_lines(

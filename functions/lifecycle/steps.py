@@ -31,7 +31,14 @@ Outcome = Literal["succeeded", "failed", "rolled_back"]
 """How an execution ended, as the ``outcome`` dimension of ``LifecycleExecutions``."""
 
 CANARY_VEHICLE = "CANARY-LIFECYCLE"
-_RUN_TAGS = ("data_fingerprint", "feature_spec_version", "git_commit", "dataset", "task")
+_RUN_TAGS = (
+    "data_fingerprint",
+    "feature_spec_version",
+    "git_commit",
+    "dataset",
+    "task",
+    "drift_profile",
+)
 
 
 class SmokeTestFailed(RuntimeError):
@@ -124,6 +131,9 @@ class Steps:
                     "gate_report_uri": gate.get("report_uri", ""),
                     "lifecycle_execution": execution,
                     "data_fingerprint": tags.get("data_fingerprint", train.get("fingerprint", "")),
+                    # Why this run happened: manual, console, or a drift event (its id).
+                    "trigger": str(train.get("trigger") or ""),
+                    "trigger_id": str(train.get("trigger_id") or ""),
                 }
             )
             versions[ev["name"]] = self.registry.create_version(

@@ -30,9 +30,14 @@ class ModelAccess:
 
     def grant_serving(self, fn: PythonFunction) -> None:
         """Read-only access plus the environment :mod:`evpm.settings` expects."""
+        fn.function.add_environment("MODELS_TTL_SECONDS", str(c.MODELS_TTL_SECONDS))
+        self.grant_read(fn)
+
+    def grant_read(self, fn: PythonFunction) -> None:
+        """Read the pins, the registry address and the model files (the drift monitor reads
+        the pinned versions' profiles that way); the two parameter names in the environment."""
         fn.function.add_environment("PINS_PARAMETER", self.pins.parameter_name)
         fn.function.add_environment("MLFLOW_URI_PARAMETER", self.mlflow_uri.parameter_name)
-        fn.function.add_environment("MODELS_TTL_SECONDS", str(c.MODELS_TTL_SECONDS))
         self.pins.grant_read(fn.function)
         self.mlflow_uri.grant_read(fn.function)
         # GetObject only (no List): the registry names the exact folder of each version.

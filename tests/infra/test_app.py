@@ -27,6 +27,14 @@ EXPECTED_OUTPUTS = {
     c.SERVING_STACK: {"ApiId", "ApiStage", "ApiUrl", "ApiKeyIds", "ApiFunctionName"},
     c.LIFECYCLE_STACK: {"StateMachineArn", "TrainingQueueUrl", "LifecycleFunctionName"},
     c.MONITORING_STACK: {"OpsAlertsTopicArn"},
+    c.DRIFT_STACK: {
+        "MonitorFunctionName",
+        "RetrainFunctionName",
+        "DriftHistoryTable",
+        "OutcomesTable",
+        "RetrainTriggersTable",
+        "LabelsBucketName",
+    },
 }
 
 

@@ -31,7 +31,14 @@ if TYPE_CHECKING:
     from aws_cdk.assertions import Template
     from pydantic import BaseModel
 
-FUNCTIONS = (c.SCORER_FUNCTION, c.API_FUNCTION, c.LIFECYCLE_FUNCTION)
+FUNCTIONS = (
+    c.SCORER_FUNCTION,
+    c.API_FUNCTION,
+    c.LIFECYCLE_FUNCTION,
+    c.MONITOR_FUNCTION,
+    c.RETRAIN_FUNCTION,
+    c.LABELS_FUNCTION,
+)
 """Named only to give each function its own test case; :func:`test_every_function_is_checked`
 fails when the app defines one that is not here."""
 

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from evpm_cli.main import cli
 
 COMMANDS = {
+    "drift",
     "up",
     "down",
     "status",
@@ -28,6 +29,7 @@ COMMANDS = {
 def test_the_group_has_every_command() -> None:
     assert set(cli.commands) == COMMANDS
     assert set(cli.commands["lifecycle"].commands) == {"run", "status", "history"}
+    assert set(cli.commands["drift"].commands) == {"run", "status", "triggers"}
 
 
 def test_module_form_sees_every_command() -> None:

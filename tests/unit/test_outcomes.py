@@ -135,6 +135,9 @@ def test_each_rule_on_one_vehicle() -> None:
     # a vehicle without outcomes
     assert math.isnan(g.true_rul_hours[6]) and g.failure_index[6] == -1
     assert grade([], np.array([]), log).true_rul_hours.size == 0
+    # no failure known at all: nothing graded, nothing raised
+    none = grade(["EV-1", "EV-2"], _secs(0, 0), [_fine("EV-2", 1000)])
+    assert none.failure_index.tolist() == [-1, -1] and none.true_rul_hours[1] == 720
     with pytest.raises(ValueError, match="2 vehicle ids for 1 times"):
         grade(["a", "b"], np.array([1.0]), log)
 

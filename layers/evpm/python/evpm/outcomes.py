@@ -270,8 +270,10 @@ def grade(
     failure_key, failed = failure_key[order], failed[order]
     failures = [items[i] for i in failed]
     pos = np.searchsorted(failure_key, reading_key, side="left")
-    last = np.minimum(pos, max(len(failures) - 1, 0))
-    found = (pos < len(failures)) & (failure_key[last] // width == reading_key // width)
+    found = np.zeros(n, dtype=bool)
+    if failures:  # the first key at or after the reading's must be of the same vehicle
+        last = np.minimum(pos, len(failures) - 1)
+        found = (pos < len(failures)) & (failure_key[last] // width == reading_key // width)
     index = np.where(found, pos, -1)
     hours_to = np.full(n, np.inf)
     hours_to[found] = (at[failed[index[found]]] - t[found]) / 3600.0

@@ -16,7 +16,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from evpm.pins import MLFLOW_URI_PARAMETER, PINS_PARAMETER
 
-__all__ = ["ApiSettings", "LifecycleSettings", "LogLevel", "ScorerSettings"]
+__all__ = [
+    "ApiSettings",
+    "LabelsSettings",
+    "LifecycleSettings",
+    "LogLevel",
+    "MonitorSettings",
+    "RetrainSettings",
+    "ScorerSettings",
+]
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
@@ -131,3 +139,45 @@ class LifecycleSettings(_FunctionSettings):
     SMOKE_TIMEOUT_SECONDS: int = Field(
         default=60, ge=5, le=600, description="how long serving may take to pick up new pins"
     )
+
+
+class MonitorSettings(_FunctionSettings):
+    """Environment of the drift monitor (``functions/monitor``)."""
+
+    CAPTURE_BUCKET: str = Field(min_length=1, description="S3 bucket of the data capture")
+    CAPTURE_PREFIX: str = Field(default="capture/", description="key prefix of the capture")
+    OUTCOMES_TABLE: str = Field(min_length=1, description="DynamoDB table of outcomes")
+    HISTORY_TABLE: str = Field(min_length=1, description="DynamoDB table of judged windows")
+    ALERT_BUS_NAME: str = Field(min_length=1, description="bus for DriftDetected events")
+    PINS_PARAMETER: str = Field(default=PINS_PARAMETER, min_length=1)
+    MLFLOW_URI_PARAMETER: str = Field(default=MLFLOW_URI_PARAMETER, min_length=1)
+    WINDOW_MINUTES: int = Field(default=60, ge=1, le=7 * 24 * 60, description="window length")
+    MIN_ROWS: int = Field(default=200, ge=1, description="rows a window needs for a verdict")
+    MIN_LABELLED: int = Field(default=100, ge=1, description="graded rows for label checks")
+    POWERTOOLS_SERVICE_NAME: str = "evpm-drift-monitor"
+    POWERTOOLS_METRICS_NAMESPACE: str = "evpm"
+    LOG_LEVEL: LogLevel = "INFO"
+
+
+class RetrainSettings(_FunctionSettings):
+    """Environment of the retraining trigger (``functions/retrain``)."""
+
+    STATE_MACHINE_ARN: str = Field(min_length=1, description="the model-lifecycle machine")
+    TRIGGERS_TABLE: str = Field(min_length=1, description="decisions and the cool-down claim")
+    COOLDOWN_SECONDS: float = Field(
+        default=6 * 3600, ge=0, description="no second drift-started run within this time"
+    )
+    POWERTOOLS_SERVICE_NAME: str = "evpm-retrain"
+    POWERTOOLS_METRICS_NAMESPACE: str = "evpm"
+    LOG_LEVEL: LogLevel = "INFO"
+
+
+class LabelsSettings(_FunctionSettings):
+    """Environment of the label-file intake (``functions/labels``)."""
+
+    OUTCOMES_TABLE: str = Field(min_length=1, description="DynamoDB table of outcomes")
+    PREDICTIONS_TABLE: str = Field(min_length=1, description="to tell a known vehicle")
+    LABELS_PREFIX: str = Field(default="labels/", description="key prefix of label files")
+    POWERTOOLS_SERVICE_NAME: str = "evpm-labels"
+    POWERTOOLS_METRICS_NAMESPACE: str = "evpm"
+    LOG_LEVEL: LogLevel = "INFO"
