@@ -979,6 +979,36 @@ def drift_triggers(limit: int, as_json: bool) -> None:
         )
 
 
+@drift_group.command(name="report")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, writable=True),
+    default="drift-report.html",
+    show_default=True,
+    help="Where to write the HTML page.",
+)
+@click.option(
+    "--windows",
+    type=click.IntRange(1, 1000),
+    default=48,
+    show_default=True,
+    help="Recorded windows per model to chart.",
+)
+def drift_report(out: str, windows: int) -> None:
+    """One HTML page (charts embedded, opens offline): each model's latest verdict per column,
+    PSI and live quality over the recorded windows, and the retraining decisions."""
+    from pathlib import Path
+
+    from evpm_cli import drift_report as report
+
+    dynamodb = _dynamodb()
+    history = {m: drift_mod.history(dynamodb, m, windows) for m in drift_mod.MODELS}
+    page = report.render(history, drift_mod.triggers(dynamodb, 100))
+    Path(out).write_text(page)
+    judged = sum(len(h) for h in history.values())
+    console.print(f"wrote {out} ({len(page) / 1024:.0f} KiB, {judged} windows)")
+
+
 def _dynamodb() -> Any:
     return resource(settings(), "dynamodb")
 

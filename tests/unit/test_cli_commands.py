@@ -29,7 +29,7 @@ COMMANDS = {
 def test_the_group_has_every_command() -> None:
     assert set(cli.commands) == COMMANDS
     assert set(cli.commands["lifecycle"].commands) == {"run", "status", "history"}
-    assert set(cli.commands["drift"].commands) == {"run", "status", "triggers"}
+    assert set(cli.commands["drift"].commands) == {"run", "status", "triggers", "report"}
 
 
 def test_module_form_sees_every_command() -> None:
