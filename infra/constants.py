@@ -123,6 +123,8 @@ SMOKE_TIMEOUT_S: Final = 60
 TRAINING_QUEUE: Final = "evpm-training-requests"
 TRAINING_QUEUE_VISIBILITY_S: Final = 3600
 
+MODEL_NAMES: Final = ("ev-anomaly", "ev-classifier", "ev-rul")  # = evpm.pins.MODEL_NAMES
+
 # Drift (evpm-drift): the monitor, ground truth's outcomes, the retraining trigger.
 MONITOR_FUNCTION: Final = "evpm-drift-monitor"
 MONITOR_MEMORY_MB: Final = 2048  # a million captured rows judged in under 1 GB (bench/drift.py)
@@ -155,6 +157,8 @@ ALARM_NO_TRAFFIC: Final = "evpm-no-traffic"
 ALARM_ANOMALY_RATE: Final = "evpm-anomaly-rate"
 ALARM_MODEL_LOAD_FAILURES: Final = "evpm-model-load-failures"
 ALARM_LIFECYCLE_FAILED: Final = "evpm-lifecycle-failed"
+ALARM_DRIFT_DETECTED: Final = "evpm-drift-detected"
+ALARM_QUALITY_DEGRADED: Final = "evpm-quality-degraded"
 ALARMS: Final = (
     ALARM_API_LATENCY_P95,
     ALARM_API_5XX_RATE,
@@ -166,6 +170,8 @@ ALARMS: Final = (
     ALARM_ANOMALY_RATE,
     ALARM_MODEL_LOAD_FAILURES,
     ALARM_LIFECYCLE_FAILED,
+    ALARM_DRIFT_DETECTED,
+    ALARM_QUALITY_DEGRADED,
 )
 API_LATENCY_P95_BUDGET_MS: Final = 1000  # p95 of ApiLatency, two 5-min periods in a row
 API_5XX_RATE_MAX: Final = 0.05  # share of requests answered 5xx over 5 min

@@ -222,7 +222,35 @@ def alarm_specs(*, state_machine_arn: str) -> list[AlarmSpec]:
             "a model lifecycle execution failed: the gate refused, a step failed, or the smoke "
             "test failed and the promotion was rolled back (`evpm lifecycle history`)",
         ),
+        AlarmSpec(
+            c.ALARM_DRIFT_DETECTED,
+            _any_model("DriftColumnsDrifted", "columns drifted, most of any served model"),
+            0,
+            "the drift monitor found inputs or outputs of a served model that no longer look "
+            "like its training data (`evpm drift status`, `evpm drift report`); a DriftDetected "
+            "event went to the retraining trigger (`evpm drift triggers`)",
+        ),
+        AlarmSpec(
+            c.ALARM_QUALITY_DEGRADED,
+            _any_model("DriftQualityProblems", "quality problems, most of any served model"),
+            0,
+            "outcomes show a served model doing worse than on its held-out rows, or failing in "
+            "a new way (labels drifted): `evpm drift status`; QualityDegraded went to the "
+            "retraining trigger",
+        ),
     ]
+
+
+def _any_model(metric: str, label: str) -> cw.MathExpression:
+    """The largest of a per-model drift count over the three served models."""
+    return cw.MathExpression(
+        expression="MAX([" + ", ".join(f"m{i}" for i in range(len(c.MODEL_NAMES))) + "])",
+        using_metrics={
+            f"m{i}": _evpm(metric, "Maximum", model=name) for i, name in enumerate(c.MODEL_NAMES)
+        },
+        label=label,
+        period=_FIVE_MIN,
+    )
 
 
 class MonitoringStack(Stack):

@@ -169,6 +169,21 @@ MATH: dict[str, tuple[float, str, dict[str, dict[str, Any]]]] = {
             "sfntimedout": _stat("AWS/States", "ExecutionsTimedOut", STATE_MACHINE, "Sum", 300),
         },
     ),
+    # The drift monitor's per-model counts (functions/monitor): the worst of the three models.
+    **{
+        alarm: (
+            0,
+            "MAX([m0, m1, m2])",
+            {
+                f"m{i}": _stat("evpm", metric, [{"Name": "model", "Value": model}], "Maximum", 300)
+                for i, model in enumerate(("ev-anomaly", "ev-classifier", "ev-rul"))
+            },
+        )
+        for alarm, metric in (
+            (c.ALARM_DRIFT_DETECTED, "DriftColumnsDrifted"),
+            (c.ALARM_QUALITY_DEGRADED, "DriftQualityProblems"),
+        )
+    },
 }
 
 
