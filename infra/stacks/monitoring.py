@@ -246,7 +246,8 @@ def _any_model(metric: str, label: str) -> cw.MathExpression:
     return cw.MathExpression(
         expression="MAX([" + ", ".join(f"m{i}" for i in range(len(c.MODEL_NAMES))) + "])",
         using_metrics={
-            f"m{i}": _evpm(metric, "Maximum", model=name) for i, name in enumerate(c.MODEL_NAMES)
+            f"m{i}": _evpm(metric, "Maximum", service=c.MONITOR_FUNCTION, model=name)
+            for i, name in enumerate(c.MODEL_NAMES)
         },
         label=label,
         period=_FIVE_MIN,

@@ -75,29 +75,50 @@ SIMPLE: dict[str, tuple[float, str, str, dict[str, Any]]] = {
         1000,
         "GreaterThanThreshold",
         "notBreaching",
-        {"Namespace": "evpm", "MetricName": "ApiLatency", "Dimensions": API,
-         "ExtendedStatistic": "p95", "Period": 300, "EvaluationPeriods": 2},
+        {
+            "Namespace": "evpm",
+            "MetricName": "ApiLatency",
+            "Dimensions": API,
+            "ExtendedStatistic": "p95",
+            "Period": 300,
+            "EvaluationPeriods": 2,
+        },
     ),
     c.ALARM_SCORER_ERRORS: (
         0,
         "GreaterThanThreshold",
         "notBreaching",
-        {"Namespace": "AWS/Lambda", "MetricName": "Errors", "Dimensions": SCORER_FN,
-         "Statistic": "Sum", "Period": 300},
+        {
+            "Namespace": "AWS/Lambda",
+            "MetricName": "Errors",
+            "Dimensions": SCORER_FN,
+            "Statistic": "Sum",
+            "Period": 300,
+        },
     ),
     c.ALARM_STREAM_LAG: (
         60_000,
         "GreaterThanThreshold",
         "notBreaching",
-        {"Namespace": "AWS/Lambda", "MetricName": "IteratorAge", "Dimensions": SCORER_FN,
-         "Statistic": "Maximum", "Period": 300},
+        {
+            "Namespace": "AWS/Lambda",
+            "MetricName": "IteratorAge",
+            "Dimensions": SCORER_FN,
+            "Statistic": "Maximum",
+            "Period": 300,
+        },
     ),
     c.ALARM_NO_TRAFFIC: (
         1,
         "LessThanThreshold",
         "breaching",  # silence is the symptom: no data must fire, not pass
-        {"Namespace": "evpm", "MetricName": "RecordsReceived", "Dimensions": SCORER,
-         "Statistic": "Sum", "Period": 900},
+        {
+            "Namespace": "evpm",
+            "MetricName": "RecordsReceived",
+            "Dimensions": SCORER,
+            "Statistic": "Sum",
+            "Period": 900,
+        },
     ),
 }
 
@@ -161,10 +182,12 @@ MATH: dict[str, tuple[float, str, dict[str, dict[str, Any]]]] = {
         0,
         "FILL(failed, 0) + FILL(rolledback, 0) + FILL(sfnfailed, 0) + FILL(sfntimedout, 0)",
         {
-            "failed": _stat("evpm", "LifecycleExecutions", [_outcome("failed"), *LIFECYCLE],
-                            "Sum", 300),
-            "rolledback": _stat("evpm", "LifecycleExecutions",
-                                [_outcome("rolled_back"), *LIFECYCLE], "Sum", 300),
+            "failed": _stat(
+                "evpm", "LifecycleExecutions", [_outcome("failed"), *LIFECYCLE], "Sum", 300
+            ),
+            "rolledback": _stat(
+                "evpm", "LifecycleExecutions", [_outcome("rolled_back"), *LIFECYCLE], "Sum", 300
+            ),
             "sfnfailed": _stat("AWS/States", "ExecutionsFailed", STATE_MACHINE, "Sum", 300),
             "sfntimedout": _stat("AWS/States", "ExecutionsTimedOut", STATE_MACHINE, "Sum", 300),
         },
@@ -175,7 +198,16 @@ MATH: dict[str, tuple[float, str, dict[str, dict[str, Any]]]] = {
             0,
             "MAX([m0, m1, m2])",
             {
-                f"m{i}": _stat("evpm", metric, [{"Name": "model", "Value": model}], "Maximum", 300)
+                f"m{i}": _stat(
+                    "evpm",
+                    metric,
+                    [
+                        {"Name": "model", "Value": model},
+                        {"Name": "service", "Value": "evpm-drift-monitor"},
+                    ],
+                    "Maximum",
+                    300,
+                )
                 for i, model in enumerate(("ev-anomaly", "ev-classifier", "ev-rul"))
             },
         )
@@ -232,9 +264,7 @@ def test_math_alarm_watches_its_expression(template, name: str) -> None:
 
 
 @pytest.mark.parametrize("name", c.ALARMS)
-def test_every_alarm_notifies_the_ops_topic_when_it_fires_and_recovers(
-    template, name: str
-) -> None:
+def test_every_alarm_notifies_the_ops_topic_when_it_fires_and_recovers(template, name: str) -> None:
     props = _alarms(template)[name]
     topic = {"Ref": _topic(template)}
     assert props["AlarmActions"] == [topic]

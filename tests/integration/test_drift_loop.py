@@ -152,6 +152,22 @@ def test_drift_starts_one_retraining_that_promotes_then_suppresses_then_starts_a
         assert tags.get("trigger") == "drift" and tags.get("trigger_id") == event_id, (model, tags)
         assert tags.get("drift_profile") == "artifacts/drift_profile.json"
 
+    # AND the drift reached Prometheus (through the metrics the exporter reads) and fires in
+    # Alertmanager for the served models (it has had the lifecycle's run time to get there)
+    alertmanager = system.info["monitoring"]["alertmanager"]["url"].rstrip("/")
+    deadline = time.monotonic() + 240
+    while True:
+        firing = httpx.get(
+            f"{alertmanager}/api/v2/alerts",
+            params={"filter": 'alertname="EvpmDriftDetected"'},
+            timeout=30,
+        ).json()
+        models = {a["labels"].get("model") for a in firing}
+        if {"ev-anomaly", "ev-classifier", "ev-rul"} <= models:
+            break
+        assert time.monotonic() < deadline, f"EvpmDriftDetected not firing for all: {firing}"
+        time.sleep(5)
+
     # AND after the cool-down, the fleet still drifted (now scored by the new versions: the
     # monitor judges each version on its own rows), another event starts another run
     elapsed = (datetime.now(UTC) - datetime.fromisoformat(started["decided_at"])).total_seconds()
