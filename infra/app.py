@@ -83,6 +83,7 @@ def build(app: App, settings: InfraSettings) -> dict[str, Stack]:
         settings=settings,
         raw_bucket=storage.raw_bucket,
         predictions_table=storage.predictions_table,
+        labels_table=storage.labels_table,
         model_access=model_access,
         state_machine=lifecycle.state_machine,
         env=env,

@@ -68,7 +68,7 @@ def run(request: MonitorRequest, *, sources: dict[str, Any] | None = None) -> di
 def _sources() -> dict[str, Any]:
     return {
         "capture": CaptureSource(settings.CAPTURE_BUCKET, settings.CAPTURE_PREFIX),
-        "outcomes": OutcomeStore(settings.OUTCOMES_TABLE),
+        "outcomes": OutcomeStore(settings.OUTCOMES_TABLE, settings.LABELS_TABLE),
         "profiles": PinnedProfiles(settings.PINS_PARAMETER, settings.MLFLOW_URI_PARAMETER),
         "history": DriftHistory(settings.HISTORY_TABLE),
         "bus": EventBus(settings.ALERT_BUS_NAME),

@@ -22,7 +22,7 @@ from evpm.drift import ReferenceProfile
 from evpm.drift.capture import hour_prefixes
 from evpm.drift.monitor import MonitorResult
 from evpm.mlflow_rest import MlflowRegistry
-from evpm.outcomes import Outcome
+from evpm.outcomes import Outcome, outcome_of_feedback
 from evpm_aws.model_store import SsmPinStore, mlflow_uri, split_s3
 
 __all__ = ["CaptureSource", "DriftHistory", "EventBus", "OutcomeStore", "PinnedProfiles"]
@@ -56,30 +56,49 @@ class CaptureSource:
             yield self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
 
 
-class OutcomeStore:
-    """Every outcome known (a maintenance log is small next to the readings it grades)."""
+def _scan(table: Any) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {}
+    while True:
+        page = table.scan(**kwargs)
+        items += page.get("Items", [])
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def __init__(self, table: str, *, resource: Any | None = None) -> None:
-        self.table = (resource or boto3.resource("dynamodb")).Table(table)
+
+class OutcomeStore:
+    """Every outcome known (a maintenance log is small next to the readings it grades): the
+    label files' outcomes, and the ``/feedback`` reports of the labels table read as outcomes
+    (:func:`evpm.outcomes.outcome_of_feedback`: a reading with RUL left failed at reading +
+    RUL; ``none`` was fine at the reading)."""
+
+    def __init__(self, table: str, labels_table: str = "", *, resource: Any | None = None):
+        dynamodb = resource or boto3.resource("dynamodb")
+        self.table = dynamodb.Table(table)
+        self.labels = dynamodb.Table(labels_table) if labels_table else None
 
     def all(self) -> list[Outcome]:
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {}
-        while True:
-            page = self.table.scan(**kwargs)
-            items += page.get("Items", [])
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        return [
+        outcomes = [
             Outcome(
                 vehicle_id=i["vehicle_id"],
                 at=i["at"],
                 kind=i["kind"],
                 failure_mode=i.get("failure_mode"),
             )
-            for i in items
+            for i in _scan(self.table)
         ]
+        for item in _scan(self.labels) if self.labels is not None else []:
+            rul = item.get("rul_hours")
+            outcome = outcome_of_feedback(
+                item["vehicle_id"],
+                datetime.fromisoformat(item["ts"]),
+                item.get("failure_mode"),
+                None if rul is None else float(rul),
+            )
+            if outcome is not None:
+                outcomes.append(outcome)
+        return outcomes
 
 
 class PinnedProfiles:

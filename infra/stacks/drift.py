@@ -64,6 +64,7 @@ class DriftStack(Stack):
         settings: InfraSettings,
         raw_bucket: s3.IBucket,
         predictions_table: dynamodb.ITable,
+        labels_table: dynamodb.ITable,
         model_access: ModelAccess,
         state_machine: sfn.IStateMachine,
         **kwargs: Any,
@@ -88,6 +89,7 @@ class DriftStack(Stack):
                 "CAPTURE_BUCKET": raw_bucket.bucket_name,
                 "CAPTURE_PREFIX": c.CAPTURE_PREFIX,
                 "OUTCOMES_TABLE": self.outcomes.table_name,
+                "LABELS_TABLE": labels_table.table_name,
                 "HISTORY_TABLE": self.history.table_name,
                 "ALERT_BUS_NAME": c.ALERT_BUS,
                 "WINDOW_MINUTES": str(c.MONITOR_WINDOW_MINUTES),
@@ -116,6 +118,7 @@ class DriftStack(Stack):
             )
         )
         self.outcomes.grant(self.monitor, "dynamodb:Scan")
+        labels_table.grant(self.monitor, "dynamodb:Scan")  # /feedback reports, read as outcomes
         self.history.grant(self.monitor, "dynamodb:PutItem")
         bus.grant_put_events_to(self.monitor)
         suppress(

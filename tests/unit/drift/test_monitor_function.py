@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import boto3
 import pytest
@@ -31,6 +32,7 @@ def monitor(aws_env, monkeypatch):
         boto3.client("s3").create_bucket(Bucket=BUCKET)
         ddb = boto3.client("dynamodb")
         for name, keys in (
+            ("evpm-labels", ("vehicle_id", "ts")),
             ("evpm-outcomes", ("vehicle_id", "at")),
             ("evpm-drift-history", ("model", "window_end")),
         ):
@@ -58,6 +60,7 @@ def monitor(aws_env, monkeypatch):
             "CAPTURE_BUCKET": BUCKET,
             "OUTCOMES_TABLE": "evpm-outcomes",
             "HISTORY_TABLE": "evpm-drift-history",
+            "LABELS_TABLE": "evpm-labels",
             "ALERT_BUS_NAME": BUS,
         }.items():
             monkeypatch.setenv(key, value)
@@ -114,3 +117,29 @@ def test_an_empty_window_publishes_nothing(monitor, rul_profile) -> None:
     assert summary["rows"] == 0 and summary["events"] == {}
     assert summary["verdicts"][0]["status"] == "insufficient_data"
     assert "Messages" not in sqs.receive_message(QueueUrl=queue)
+
+
+def test_feedback_reports_and_label_files_both_grade_the_window(monitor) -> None:
+    """/feedback's reports (the labels table) and the files' outcomes are one maintenance log."""
+    module, _, _ = monitor
+    dynamodb = boto3.resource("dynamodb")
+    dynamodb.Table("evpm-labels").put_item(
+        Item={
+            "vehicle_id": "EV-1",
+            "ts": "2024-05-01T00:00:00.000000Z",
+            "failure_mode": "brake_wear",
+            "rul_hours": Decimal("36"),
+        }
+    )
+    dynamodb.Table("evpm-labels").put_item(
+        Item={"vehicle_id": "EV-2", "ts": "2024-05-01T00:00:00.000000Z", "rul_hours": Decimal("5")}
+    )  # RUL without a mode: not an outcome (no failure mode to grade with)
+    dynamodb.Table("evpm-outcomes").put_item(
+        Item={"vehicle_id": "EV-3", "at": "2024-06-01T00:00:00.000000Z", "kind": "no_failure"}
+    )
+    outcomes = sorted(module._sources()["outcomes"].all(), key=lambda o: o.vehicle_id)
+    assert [(o.vehicle_id, o.kind, o.failure_mode) for o in outcomes] == [
+        ("EV-1", "failure", "brake_wear"),
+        ("EV-3", "no_failure", None),
+    ]
+    assert outcomes[0].at == datetime(2024, 5, 2, 12, tzinfo=UTC)

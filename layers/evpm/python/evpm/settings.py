@@ -147,6 +147,7 @@ class MonitorSettings(_FunctionSettings):
     CAPTURE_BUCKET: str = Field(min_length=1, description="S3 bucket of the data capture")
     CAPTURE_PREFIX: str = Field(default="capture/", description="key prefix of the capture")
     OUTCOMES_TABLE: str = Field(min_length=1, description="DynamoDB table of outcomes")
+    LABELS_TABLE: str = Field(default="", description="/feedback reports (empty: not read)")
     HISTORY_TABLE: str = Field(min_length=1, description="DynamoDB table of judged windows")
     ALERT_BUS_NAME: str = Field(min_length=1, description="bus for DriftDetected events")
     PINS_PARAMETER: str = Field(default=PINS_PARAMETER, min_length=1)
