@@ -131,6 +131,7 @@ MONITOR_MEMORY_MB: Final = 2048  # a million captured rows judged in under 1 GB 
 MONITOR_TIMEOUT_S: Final = 300
 MONITOR_WINDOW_MINUTES: Final = 60
 RETRAIN_FUNCTION: Final = "evpm-retrain"
+RETRAIN_DLQ: Final = "evpm-retrain-dlq"  # drift events the trigger could not take
 DRIFT_HISTORY_TABLE: Final = "evpm-drift-history"
 OUTCOMES_TABLE: Final = "evpm-outcomes"
 RETRAIN_TRIGGERS_TABLE: Final = "evpm-retrain-triggers"

@@ -8,6 +8,7 @@ the tables the ``evpm-drift`` stack names (``evpm-drift-history``, ``evpm-retrai
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from boto3.dynamodb.conditions import Key
@@ -20,11 +21,15 @@ TRIGGERS_TABLE = "evpm-retrain-triggers"
 MODELS = ("ev-anomaly", "ev-classifier", "ev-rul")
 
 
-def run(lam: Any, *, window_minutes: int | None, publish: bool) -> dict[str, Any]:
+def run(
+    lam: Any, *, window_minutes: int | None, publish: bool, start: datetime | None = None
+) -> dict[str, Any]:
     """Invoke the monitor synchronously; its summary, or RuntimeError with the function's error."""
     request: dict[str, Any] = {"publish": publish}
     if window_minutes:
         request["window_minutes"] = window_minutes
+    if start is not None:
+        request["start"] = start.isoformat()
     response = lam.invoke(FunctionName=MONITOR_FUNCTION, Payload=json.dumps(request).encode())
     body = json.loads(response["Payload"].read() or b"{}")
     if response.get("FunctionError"):

@@ -905,13 +905,22 @@ def drift_group() -> None:
     is_flag=True,
     help="Judge and record, but put no DriftDetected/QualityDegraded event (starts nothing).",
 )
+@click.option(
+    "--start",
+    type=UtcTime(),
+    default=None,
+    help="Judge what was captured since this time instead (ISO 8601, UTC by default).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the monitor's summary as JSON.")
-def drift_run(minutes: int | None, no_publish: bool, as_json: bool) -> None:
+def drift_run(minutes: int | None, no_publish: bool, start: Any, as_json: bool) -> None:
     """Judge the last window of captured data now (what the schedule does every 5 minutes)."""
+    if minutes and start:
+        raise click.UsageError("give --minutes or --start, not both")
     summary = drift_mod.run(
         client(settings(), "lambda", read_timeout=360),
         window_minutes=minutes,
         publish=not no_publish,
+        start=start,
     )
     if as_json:
         click.echo(json.dumps(summary, indent=2))

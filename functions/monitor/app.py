@@ -1,7 +1,7 @@
 """Drift monitor Lambda: judge the last window of captured data against the pinned versions.
 
 Runs on an EventBridge schedule (every 5 minutes here) and on demand (``evpm drift run``, which
-may pass ``window_minutes``, ``end`` and ``publish``). Thin: the decisions are
+may pass ``window_minutes`` or ``start``, ``end`` and ``publish``). Thin: the decisions are
 :func:`evpm.drift.monitor.monitor_window`'s, the I/O is :mod:`sources`. Results go three ways:
 metrics (namespace ``evpm``, exported to Prometheus), the drift history table, and
 ``DriftDetected`` / ``QualityDegraded`` events on the alert bus (which start retraining).
@@ -35,6 +35,7 @@ class MonitorRequest(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     window_minutes: int | None = Field(default=None, ge=1, le=7 * 24 * 60)
+    start: datetime | None = Field(default=None, description="overrides window_minutes")
     end: datetime | None = None
     publish: bool = True
 
@@ -43,7 +44,11 @@ def run(request: MonitorRequest, *, sources: dict[str, Any] | None = None) -> di
     """One monitor run; returns its summary (what ``evpm drift run`` prints)."""
     io = sources or _sources()
     end = (request.end or datetime.now(UTC)).astimezone(UTC)
-    start = end - timedelta(minutes=request.window_minutes or settings.WINDOW_MINUTES)
+    start = (
+        request.start or end - timedelta(minutes=request.window_minutes or settings.WINDOW_MINUTES)
+    ).astimezone(UTC)
+    if start >= end:
+        raise ValueError(f"start {start.isoformat()} is not before end {end.isoformat()}")
     began = time.perf_counter()
     keys = io["capture"].keys(start, end)
     captured = read_captures(io["capture"].read(keys))

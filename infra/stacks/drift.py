@@ -171,7 +171,7 @@ class DriftStack(Stack):
         undelivered = sqs.Queue(
             self,
             "UndeliveredTriggers",
-            queue_name=f"{c.RETRAIN_FUNCTION}-dlq",
+            queue_name=c.RETRAIN_DLQ,
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
             retention_period=Duration.days(c.DLQ_RETENTION_DAYS),

@@ -37,6 +37,7 @@ DLQS = {
     "scoring": c.SCORING_DLQ,
     "training": f"{c.TRAINING_QUEUE}-dlq",
     "alerts": c.ALERTS_DLQ,
+    "retrain": c.RETRAIN_DLQ,
 }
 _GT = cw.ComparisonOperator.GREATER_THAN_THRESHOLD
 _NOT_BREACHING = cw.TreatMissingData.NOT_BREACHING

@@ -144,7 +144,7 @@ MATH: dict[str, tuple[float, str, dict[str, dict[str, Any]]]] = {
     ),
     c.ALARM_DLQ_GROWING: (
         0,
-        "MAX([DIFF(scoring), DIFF(training), DIFF(alerts)])",
+        "MAX([DIFF(scoring), DIFF(training), DIFF(alerts), DIFF(retrain)])",
         {
             key: _stat(
                 "AWS/SQS",
@@ -157,6 +157,7 @@ MATH: dict[str, tuple[float, str, dict[str, dict[str, Any]]]] = {
                 ("scoring", "evpm-scoring-dlq"),
                 ("training", "evpm-training-requests-dlq"),
                 ("alerts", "evpm-alerts-dlq"),
+                ("retrain", "evpm-retrain-dlq"),
             )
         },
     ),

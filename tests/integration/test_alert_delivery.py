@@ -18,13 +18,20 @@ from pathlib import Path
 from tests.integration.conftest import System
 
 
-def test_the_audit_target_has_a_dead_letter_queue(system: System) -> None:
+def test_every_rule_on_the_alert_bus_has_a_dead_letter_queue(system: System) -> None:
+    # GIVEN the rules on evpm-alerts: VehicleAlerts to the audit queue, and the drift events to
+    # the retraining trigger (evpm-drift)
     events = system.client("events")
     bus = system.info["stacks"]["AlertBusName"]
-    [rule] = events.list_rules(EventBusName=bus)["Rules"]
-    [target] = events.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus)["Targets"]
-    assert target["Arn"].endswith(":evpm-alerts-audit")
-    assert target["DeadLetterConfig"]["Arn"].endswith(":evpm-alerts-dlq")
+    targets = {
+        target["Arn"].rsplit(":", 1)[-1]: target
+        for rule in events.list_rules(EventBusName=bus)["Rules"]
+        for target in events.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus)["Targets"]
+    }
+    # THEN each target parks what it cannot deliver
+    assert set(targets) == {"evpm-alerts-audit", "evpm-retrain"}
+    assert targets["evpm-alerts-audit"]["DeadLetterConfig"]["Arn"].endswith(":evpm-alerts-dlq")
+    assert targets["evpm-retrain"]["DeadLetterConfig"]["Arn"].endswith(":evpm-retrain-dlq")
 
 
 def _metric_sum(system: System, metric: str, rule: str) -> float:
