@@ -51,6 +51,7 @@ __all__ = [
     "Role",
     "build_profile",
     "hour_of_day",
+    "present",
 ]
 
 PROFILE_SCHEMA = "evpm-profile/1"
@@ -87,12 +88,23 @@ def _weights(hours: np.ndarray) -> np.ndarray:
     return w / max(w.sum(), 1.0)
 
 
-def _mix(matrix: np.ndarray, counts: np.ndarray, hours: np.ndarray) -> np.ndarray:
-    """The reference distribution matching ``hours``' mix of strata (rows of ``matrix``)."""
+def present(values: np.ndarray) -> np.ndarray:
+    """Which values are there: finite numbers; categories that are not ``None``, NaN or ``""``."""
+    if values.dtype.kind in "fiub":
+        return np.isfinite(values.astype(np.float64))
+    return np.array([v is not None and v == v and v != "" for v in values], dtype=bool)
+
+
+def _strata(matrix: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Per stratum distributions (rows of ``matrix``), thin strata replaced by the pooled one."""
     counts = np.asarray(counts, dtype=np.float64)
     pooled = counts @ matrix / max(counts.sum(), 1.0)
-    rows = np.where((counts >= MIN_STRATUM_ROWS)[:, None], matrix, pooled[None, :])
-    return np.asarray(_weights(hours) @ rows)
+    return np.where((counts >= MIN_STRATUM_ROWS)[:, None], matrix, pooled[None, :])
+
+
+def _mix(matrix: np.ndarray, counts: np.ndarray, hours: np.ndarray) -> np.ndarray:
+    """The reference distribution matching ``hours``' mix of strata (rows of ``matrix``)."""
+    return np.asarray(_weights(hours) @ _strata(matrix, counts))
 
 
 class NumericColumn(BaseModel):
@@ -192,8 +204,7 @@ def _chunk_limit(
     np.add.at(observed, (chunk, codes), 1.0)
     mix = np.zeros((ids.size, STRATA))
     np.add.at(mix, (chunk, hours), 1.0)
-    pooled = counts @ matrix / max(counts.sum(), 1.0)
-    strata = np.where((counts >= MIN_STRATUM_ROWS)[:, None], matrix, pooled[None, :])
+    strata = _strata(matrix, counts)
     keep = sizes >= MIN_CHUNK_ROWS
     if not keep.any():
         return None
@@ -246,9 +257,9 @@ def _numeric(
 def _categorical(
     values: np.ndarray, hours: np.ndarray, chunks: np.ndarray | None, role: Role
 ) -> CategoricalColumn:
-    present = np.array([v is not None and v == v and v != "" for v in values], dtype=bool)
-    x, h = values[present].astype(str), hours[present]
-    c = None if chunks is None else chunks[present]
+    keep = present(values)
+    x, h = values[keep].astype(str), hours[keep]
+    c = None if chunks is None else chunks[keep]
     if x.size == 0:
         raise ValueError("a categorical column needs at least one value")
     categories, codes = np.unique(x, return_inverse=True)

@@ -16,6 +16,8 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from evpm.drift.profile import present
+
 __all__ = ["QualityMetric", "QualityReport", "QualityThresholds", "live_quality", "macro_f1"]
 
 QualityStatus = Literal["ok", "degraded", "insufficient_data"]
@@ -100,7 +102,7 @@ def _grade(
     min_labelled: int,
 ) -> QualityMetric:
     """One figure on the rows that have both a prediction and a truth."""
-    graded = _present(predicted) & _present(truth)
+    graded = present(predicted) & present(truth)
     rows = int(graded.sum())
     limit = None if baseline is None else round(float(worse(baseline)), 6)
     if rows < min_labelled:
@@ -122,12 +124,6 @@ def _grade(
         baseline=baseline,
         limit=limit,
     )
-
-
-def _present(values: np.ndarray) -> np.ndarray:
-    if values.dtype.kind in "fiub":
-        return np.isfinite(values.astype(np.float64))
-    return np.array([v is not None and v == v and v != "" for v in values], dtype=bool)
 
 
 def live_quality(

@@ -30,7 +30,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from evpm.drift.profile import CategoricalColumn, NumericColumn, ReferenceProfile, Role
+from evpm.drift.profile import CategoricalColumn, NumericColumn, ReferenceProfile, Role, present
 from evpm.drift.stats import g_test, holm, ks_distance, ks_pvalue, psi
 
 __all__ = ["ColumnDrift", "Thresholds", "WindowReport", "WindowStatus", "judge_window"]
@@ -112,12 +112,6 @@ def _categorical(
     return psi(expected, counts / counts.sum()), g, p
 
 
-def _present(values: np.ndarray) -> np.ndarray:
-    if values.dtype.kind in "fiub":
-        return np.isfinite(values.astype(np.float64))
-    return np.array([v is not None and v == v and v != "" for v in values], dtype=bool)
-
-
 def judge_window(
     profile: ReferenceProfile,
     columns: Mapping[str, np.ndarray],
@@ -136,7 +130,7 @@ def judge_window(
     hours = np.asarray(hours, dtype=np.int64)
     rows = int(hours.size)
     label_columns = [c for c in profile.columns("label") if c in columns]
-    labelled = max((int(_present(np.asarray(columns[c])).sum()) for c in label_columns), default=0)
+    labelled = max((int(present(np.asarray(columns[c])).sum()) for c in label_columns), default=0)
     skipped: dict[str, str] = {}
     if rows < limits.min_rows:
         return WindowReport(
@@ -156,7 +150,7 @@ def judge_window(
         values = np.asarray(columns[name])
         if values.shape != hours.shape:
             raise ValueError(f"column {name!r} has {values.size} rows, hours has {rows}")
-        keep = _present(values)
+        keep = present(values)
         need = limits.min_labelled if column.role == "label" else limits.min_rows
         if int(keep.sum()) < need:
             skipped[name] = f"{int(keep.sum())} values < {need}"
