@@ -128,7 +128,7 @@ class DriftStack(Stack):
             "the wildcard is the object key inside that prefix.",
             applies_to=[{"regex": "/^Resource::.*RawTelemetry.*/capture/\\*$/g"}],
         )
-        schedule = events.Rule(
+        events.Rule(
             self,
             "Schedule",
             description="run the drift monitor on the last window of captured data",
@@ -138,7 +138,6 @@ class DriftStack(Stack):
             enabled=settings.monitor_schedule_minutes > 0,
             targets=[targets.LambdaFunction(self.monitor, retry_attempts=0)],
         )
-        del schedule
 
         retrain = PythonFunction(
             self,
@@ -256,7 +255,6 @@ class DriftStack(Stack):
             enforce_ssl=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             removal_policy=removal,
-            auto_delete_objects=False,
         )
         cfn = bucket.node.default_child
         cfn.notification_configuration = s3.CfnBucket.NotificationConfigurationProperty(
